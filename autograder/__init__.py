@@ -1,0 +1,1 @@
+"""Autograding helpers for the 07 Optimizers module."""

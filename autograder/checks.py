@@ -1,0 +1,291 @@
+"""The hidden checks: what each component is tested on, how many points, and how it is judged.
+
+A check is a list of scenarios (inputs only) that ``probe.py`` runs against a
+submission. Judging compares the probe's observations with the reference data
+in ``reference/expected.npz`` (made by ``make reference`` from the reference
+solution and from each catalogued misconception), so no expected value is ever
+written here by hand.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+COMPONENTS = ("Optimizer", "SGD", "Adam", "AdamW")
+RTOL, ATOL_SCALE = 1e-4, 1e-6          # float32 rounding, with room for reordered arithmetic
+DISTINCT = 100                          # a misconception must miss the reference by 100x the tolerance
+
+
+def _rng(seed: int):
+    return np.random.default_rng(seed)
+
+
+def _arrays(seed: int, shapes, scale: float = 1.0) -> list:
+    rng = _rng(seed)
+    return [(rng.standard_normal(s) * scale).astype(np.float32).tolist() for s in shapes]
+
+
+SHAPES = [(3, 4), (5,), (2, 3, 2)]
+
+
+def _grads(seed: int, steps: int, scale: float, none_at=()) -> list:
+    """Gradients per step; ``none_at`` lists (step, param) pairs whose gradient is None."""
+    out = []
+    for k in range(steps):
+        grads = _arrays(seed + 1000 * (k + 1), SHAPES, scale)
+        out.append({"grads": [None if (k + 1, j) in none_at else g for j, g in enumerate(grads)]})
+    return out
+
+
+def _traj(cls, kwargs, seed, steps, scale, state=(), lr_at=None, none_at=(), record_grads=False,
+          initial_state=None, tensor_grads_at=()):
+    scenario = {"kind": "trajectory", "cls": cls, "kwargs": kwargs, "params": _arrays(seed, SHAPES),
+                "steps": _grads(seed, steps, scale, none_at), "state": list(state),
+                "record_grads": record_grads}
+    if lr_at:
+        step, lr = lr_at
+        scenario["steps"][step - 1]["set"] = {"lr": lr}
+    for step in tensor_grads_at:
+        scenario["steps"][step - 1]["tensor_grads"] = True
+    if initial_state:
+        scenario["initial_state"] = initial_state
+    return scenario
+
+
+def _state_like(seed: int, positive: bool = False, scale: float = 0.1) -> list:
+    arrays = _arrays(seed, SHAPES, scale)
+    return [np.abs(a).tolist() for a in map(np.array, arrays)] if positive else arrays
+
+
+def _memory(cls, kwargs, state, before=False):
+    return {"kind": "memory", "cls": cls, "kwargs": kwargs, "steps": 3, "state": list(state),
+            "params": _arrays(7, [(64, 32), (32,), (10, 3, 2)]), "before_first_step": before}
+
+
+def _validation(cls, bad):
+    return {"kind": "validation", "cls": cls, "bad": bad}
+
+
+BAD_COMMON = [{"lr": -0.01}, {"lr": float("inf")}, {"weight_decay": -0.1}]
+BAD_ADAM = BAD_COMMON + [{"betas": [1.0, 0.999]}, {"betas": [0.9, -0.5]}, {"eps": -1e-8}]
+SGD_STATE = ("momentum_buffers",)
+ADAM_STATE = ("m_buffers", "v_buffers")
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    component: str
+    points: float
+    what: str                       # shown to students: what was checked, never the inputs
+    scenarios: list = field(repr=False)
+
+
+def catalog() -> list:
+    """Every hidden check, in grading order. Points add up to 100."""
+    return [
+        Check("optimizer-interface", "Optimizer", 4, "params kept as a list, step_count starts at 0, "
+              "empty parameter lists rejected", [{"kind": "interface", "params": _arrays(1, SHAPES)}]),
+        Check("optimizer-zero-grad", "Optimizer", 4, "zero_grad() sets every gradient to None and "
+              "leaves parameters alone", [{"kind": "zero_grad", "params": _arrays(2, SHAPES),
+                                           "grads": _arrays(3, SHAPES)}]),
+        Check("optimizer-abstract-step", "Optimizer", 2, "Optimizer.step() raises NotImplementedError",
+              [{"kind": "abstract_step", "params": _arrays(4, SHAPES)}]),
+
+        Check("sgd-plain", "SGD", 6, "plain SGD over several steps, several shapes, Tensor and ndarray "
+              "gradients, lr changed between steps",
+              [_traj("SGD", {"lr": 0.1}, 10, 5, 1.0, lr_at=(3, 0.03), tensor_grads_at=(1,))]),
+        Check("sgd-momentum-decay", "SGD", 8, "momentum with weight decay, from zero and from a "
+              "non-zero velocity, lr changed between steps",
+              [_traj("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}, 11, 6, 1.0,
+                     state=SGD_STATE, lr_at=(4, 0.02)),
+               _traj("SGD", {"lr": 0.1, "momentum": 0.8, "weight_decay": 0.2}, 12, 4, 0.5,
+                     state=SGD_STATE, initial_state={"momentum_buffers": _state_like(13, scale=0.5)})]),
+        Check("sgd-none-grad-untouched", "SGD", 4, "parameters without a gradient are skipped, "
+              "gradients are not modified by step()",
+              [_traj("SGD", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, 14, 3, 1.0,
+                     state=SGD_STATE, none_at={(2, 1), (3, 0), (3, 2)}, record_grads=True)]),
+        Check("sgd-checkpoint", "SGD", 5, "get_momentum_state() returns copies, set_momentum_state() "
+              "copies in and rejects mismatched states",
+              [{"kind": "checkpoint", "kwargs": {"lr": 0.1, "momentum": 0.9}, "params": _arrays(15, SHAPES),
+                "grads": _arrays(16, SHAPES), "steps_before": 2}]),
+        Check("sgd-memory-dtype", "SGD", 4, "memory: 1x without momentum, 2x with (parameters + state), "
+              "no state before the first step, float32 kept",
+              [_memory("SGD", {"lr": 0.01}, SGD_STATE, before=True),
+               _memory("SGD", {"lr": 0.01, "momentum": 0.9}, SGD_STATE, before=True)]),
+        Check("sgd-validation", "SGD", 3, "invalid hyperparameters raise ValueError",
+              [_validation("SGD", BAD_COMMON + [{"momentum": -0.5}, {"momentum": 1.0}])]),
+
+        Check("adam-small-gradients", "Adam", 6, "default betas on gradients near 1e-4, several steps",
+              [_traj("Adam", {"lr": 0.01}, 20, 5, 1e-4, state=ADAM_STATE)]),
+        Check("adam-betas-decay-lr", "Adam", 8, "non-default betas and eps, L2 weight decay, lr changed "
+              "between steps",
+              [_traj("Adam", {"lr": 0.02, "betas": [0.8, 0.95], "eps": 1e-6, "weight_decay": 0.1}, 21, 6,
+                     0.5, state=ADAM_STATE, lr_at=(4, 0.01))]),
+        Check("adam-resume", "Adam", 5, "stepping on from a saved state (m, v and step_count set)",
+              [_traj("Adam", {"lr": 0.01, "betas": [0.9, 0.99]}, 22, 3, 0.3, state=ADAM_STATE,
+                     initial_state={"m_buffers": _state_like(23, scale=0.05),
+                                    "v_buffers": _state_like(24, positive=True, scale=0.01),
+                                    "step_count": 7})]),
+        Check("adam-none-grad-untouched", "Adam", 4, "parameters without a gradient are skipped, "
+              "gradients are not modified by step()",
+              [_traj("Adam", {"lr": 0.05, "weight_decay": 0.1}, 25, 3, 1.0, state=ADAM_STATE,
+                     none_at={(1, 2), (2, 1), (3, 0)}, record_grads=True)]),
+        Check("adam-memory-dtype", "Adam", 4, "memory: 3x (parameters + m + v), float32 kept",
+              [_memory("Adam", {}, ADAM_STATE)]),
+        Check("adam-validation", "Adam", 3, "invalid hyperparameters raise ValueError",
+              [_validation("Adam", BAD_ADAM)]),
+
+        Check("adamw-decoupled-decay", "AdamW", 12, "decoupled weight decay with lr*weight_decay >= 0.05, "
+              "non-default betas, lr changed between steps",
+              [_traj("AdamW", {"lr": 0.1, "weight_decay": 0.5}, 30, 5, 0.3, state=ADAM_STATE),
+               _traj("AdamW", {"lr": 0.2, "betas": [0.85, 0.98], "weight_decay": 0.3}, 31, 4, 1.0,
+                     state=ADAM_STATE, lr_at=(3, 0.1))]),
+        Check("adamw-resume", "AdamW", 6, "stepping on from a saved state with decay",
+              [_traj("AdamW", {"lr": 0.1, "weight_decay": 0.5}, 32, 3, 0.3, state=ADAM_STATE,
+                     initial_state={"m_buffers": _state_like(33, scale=0.05),
+                                    "v_buffers": _state_like(34, positive=True, scale=0.01),
+                                    "step_count": 4})]),
+        Check("adamw-defaults-rules", "AdamW", 4, "default weight_decay of 0.01, None gradients skipped, "
+              "gradients not modified",
+              [{"kind": "defaults", "cls": "AdamW", "attributes": ["lr", "weight_decay", "eps"]},
+               _traj("AdamW", {"lr": 0.1, "weight_decay": 0.5}, 35, 3, 1.0, state=ADAM_STATE,
+                     none_at={(1, 0), (2, 2)}, record_grads=True)]),
+        Check("adamw-memory-dtype", "AdamW", 4, "memory: 3x (parameters + m + v), float32 kept",
+              [_memory("AdamW", {}, ADAM_STATE)]),
+        Check("adamw-validation", "AdamW", 4, "invalid hyperparameters raise ValueError",
+              [_validation("AdamW", BAD_ADAM)]),
+    ]
+
+
+def checks_for(component: str) -> list:
+    return [c for c in catalog() if c.component == component]
+
+
+def probe_spec(component: str) -> dict:
+    """What the sandboxed probe needs for one component: the scenarios, no answers."""
+    return {"checks": [{"id": c.id, "scenarios": c.scenarios} for c in checks_for(component)]}
+
+
+# -- judging ------------------------------------------------------------------------------------
+
+@dataclass
+class CheckResult:
+    id: str
+    component: str
+    score: float
+    max_score: float
+    diagnosis: Optional[str]
+    message: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def observations_of(flat: dict, check_id: str) -> list:
+    """[(label, array)] of one check from a flat ``{check|index|label: array}`` mapping, in order."""
+    rows = []
+    for key, value in flat.items():
+        cid, index, label = key.split("|", 2)
+        if cid == check_id:
+            rows.append((int(index), label, np.asarray(value)))
+    return [(label, value) for _, label, value in sorted(rows, key=lambda r: r[0])]
+
+
+def _tolerance(expected: np.ndarray) -> float:
+    finite = np.abs(expected[np.isfinite(expected)]) if expected.size else np.zeros(1)
+    return ATOL_SCALE * (float(finite.max()) if finite.size else 1.0) + 1e-30
+
+
+def values_match(got: np.ndarray, expected: np.ndarray, slack: float = 1.0) -> bool:
+    if expected.dtype.kind == "U" or got.dtype.kind == "U":
+        return got.dtype.kind == expected.dtype.kind and str(got) == str(expected)
+    if got.shape != expected.shape:
+        return False
+    return bool(np.allclose(got, expected, rtol=RTOL * slack, atol=_tolerance(expected) * slack, equal_nan=True))
+
+
+def first_divergence(got: list, expected: list, slack: float = 1.0) -> Optional[str]:
+    """None when ``got`` matches ``expected``; otherwise where and how they first differ."""
+    for n, (label, exp) in enumerate(expected):
+        if n >= len(got):
+            return f"{label}: no value recorded"
+        got_label, value = got[n]
+        if got_label != label:
+            return f"{label}: expected a value, but the run went: {got_label} = {_show(value)}"
+        if not values_match(value, exp, slack):
+            return f"{label}: {_where(value, exp)}"
+    if len(got) > len(expected):
+        label, value = got[len(expected)]
+        return f"{label}: unexpected {_show(value)}"
+    return None
+
+
+def _show(value: np.ndarray) -> str:
+    if value.dtype.kind == "U":
+        return str(value)
+    if value.size == 1:
+        return f"{float(value.reshape(-1)[0]):.6g}"
+    return f"array of shape {value.shape}"
+
+
+def _where(got: np.ndarray, expected: np.ndarray) -> str:
+    if expected.dtype.kind == "U" or got.dtype.kind == "U" or got.shape != expected.shape:
+        return f"expected {_show(expected)}, got {_show(got)}"
+    bad = ~np.isclose(got, expected, rtol=RTOL, atol=_tolerance(expected), equal_nan=True)
+    index = tuple(int(i) for i in np.argwhere(bad)[0]) if got.ndim else ()
+    at = f" element {index}" if index else ""
+    return f"first differs at{at}: expected {float(expected[index]):.6g}, got {float(got[index]):.6g}"
+
+
+def judge(check: Check, got: list, reference: dict, problems: str = "") -> CheckResult:
+    """Score one check: full points when the run matches the reference (or an accepted alternative)."""
+    divergence = first_divergence(got, reference["expected"][check.id])
+    if divergence is None:
+        return CheckResult(check.id, check.component, check.points, check.points, None,
+                           f"passed: {check.what}")
+    for name, alternative in reference["alternatives"].get(check.id, {}).items():
+        if first_divergence(got, alternative) is None:
+            return CheckResult(check.id, check.component, check.points, check.points, None,
+                               f"passed with {name}: {check.what}")
+    diagnosis = diagnose(check, got, reference)
+    message = f"failed: {check.what}. First difference at {divergence}"
+    if problems:
+        message += f" (while defining your classes: {problems.splitlines()[0]})"
+    return CheckResult(check.id, check.component, 0.0, check.points, diagnosis, message)
+
+
+def diagnose(check: Check, got: list, reference: dict) -> Optional[str]:
+    """The catalogued misconception whose own run reproduces this submission's run, if any."""
+    matches = [slug for slug, runs in reference["variants"].get(check.id, {}).items()
+               if any(first_divergence(got, run) is None for run in runs)]
+    return matches[0] if matches else None
+
+
+def judge_component(component: str, flat: dict, reference: dict) -> list:
+    problems = str(flat.get("__problems__", ""))
+    return [judge(c, observations_of(flat, c.id), reference, problems) for c in checks_for(component)]
+
+
+def failed_component(component: str, reason: str) -> list:
+    """Zero for every check of a component whose probe did not report (crash, timeout, limit)."""
+    return [CheckResult(c.id, c.component, 0.0, c.points, None, f"not graded: {reason}")
+            for c in checks_for(component)]
+
+
+# -- in-process use by the instructor notebook ------------------------------------------------
+
+def assert_component(component: str, namespace: dict) -> None:
+    """Run the hidden checks on classes defined in ``namespace`` (instructor-side, no sandbox)."""
+    from . import probe, reference as ref
+
+    ns = probe.base_namespace()
+    ns.update({k: namespace[k] for k in ("Optimizer", "SGD", "Adam", "AdamW", "gradient_array",
+                                          "check_hyperparameters") if k in namespace})
+    flat = probe.flatten(probe.observe(ns, probe_spec(component)["checks"]))
+    results = judge_component(component, flat, ref.load())
+    failed = [r for r in results if r.score < r.max_score]
+    assert not failed, "\n".join(f"{r.id} [{r.diagnosis}]: {r.message}" for r in failed)
+    print(f"{component}: all {len(results)} hidden checks pass")

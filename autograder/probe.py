@@ -1,0 +1,331 @@
+"""Run a student's optimizer classes through the hidden scenarios and record what happens.
+
+This file is copied into the sandbox and runs there beside the student's code, so
+it imports nothing from ``autograder`` and holds no expected values: it only
+reports observations (plain arrays and strings) for the trusted grader to judge.
+
+    python probe.py CELLS.json SPEC.json OUT.npz
+
+CELLS.json is a list of [name, code] pairs: the given helpers, then the student's cells.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+
+import numpy as np
+
+# Captured before any student code runs, so a submission that rebinds them
+# cannot change how this file records observations.
+_array, _float64, _ndarray, _isinstance, _str, _len = np.array, np.float64, np.ndarray, isinstance, str, len
+NONE = "<None>"
+
+
+class Recorder:
+    """Ordered observations: label -> ndarray (float64 values, or a unicode string)."""
+
+    def __init__(self, check_id: str):
+        self.check_id = check_id
+        self.items: list = []
+
+    def value(self, label: str, value) -> None:
+        if value is None:
+            obs = _array(NONE)
+        elif _isinstance(value, (bool, int, float, np.number, np.bool_)):
+            obs = _array(value, dtype=_float64)
+        elif _isinstance(value, _str):
+            obs = _array(value)
+        else:
+            data = getattr(value, "data", value) if not _isinstance(value, _ndarray) else value
+            try:
+                obs = _array(data, dtype=_float64, copy=True)
+            except Exception:  # not numeric: record what it is, the comparison will fail
+                obs = _array(f"<{type(value).__name__}>")
+        self.items.append((label, obs))
+
+    def text(self, label: str, text: str) -> None:
+        self.items.append((label, _array(_str(text))))
+
+
+def tensor(values, dtype="float32"):
+    from tinytorch.core.tensor import Tensor
+
+    return Tensor(np.array(values, dtype=dtype), requires_grad=True)
+
+
+def as_state(value, dtype):
+    if _isinstance(value, list):
+        return [None if v is None else np.array(v, dtype=dtype) for v in value]
+    return value
+
+
+def describe(err: BaseException) -> str:
+    return f"raised {type(err).__name__}: {err}"[:300]
+
+
+def attempt(record: Recorder, label: str, call) -> bool:
+    """Run ``call``; on an exception record it under ``label`` and report failure."""
+    try:
+        call()
+        return True
+    except Exception as err:  # the student's exception is an observation, not a crash
+        record.text(label, describe(err))
+        return False
+
+
+# -- scenario kinds ---------------------------------------------------------------------------
+
+def trajectory(ns: dict, spec: dict, rec: Recorder) -> None:
+    """Step an optimizer through given gradients; record parameters and state after every step."""
+    dtype = spec.get("dtype", "float32")
+    params = [tensor(p, dtype) for p in spec["params"]]
+    holder = {}
+    if not attempt(rec, "constructing the optimizer",
+                   lambda: holder.update(opt=ns[spec["cls"]](params, **spec["kwargs"]))):
+        return
+    opt = holder["opt"]
+    for attr, value in spec.get("initial_state", {}).items():
+        setattr(opt, attr, as_state(value, dtype))
+    for k, step in enumerate(spec["steps"], 1):
+        for attr, value in step.get("set", {}).items():
+            setattr(opt, attr, value)
+        grads = [None if g is None else np.array(g, dtype=dtype) for g in step["grads"]]
+        for p, g in zip(params, grads):
+            p.grad = None if g is None else (tensor(g, dtype) if step.get("tensor_grads") else g.copy())
+            if p.grad is not None and step.get("tensor_grads"):
+                p.grad.requires_grad = False
+        if not attempt(rec, f"step {k}: step()", opt.step):
+            return
+        for j, p in enumerate(params):
+            rec.value(f"step {k}: params[{j}]", p.data)
+        for attr in spec.get("state", ()):
+            buffers = getattr(opt, attr, "<missing attribute>")
+            if _isinstance(buffers, _str) or not hasattr(buffers, "__len__"):
+                rec.text(f"step {k}: {attr}", buffers if _isinstance(buffers, _str) else "<not a list>")
+                continue
+            for j in range(_len(params)):
+                rec.value(f"step {k}: {attr}[{j}]", buffers[j] if j < _len(buffers) else "<missing>")
+        if spec.get("record_step_count", True):
+            rec.value(f"step {k}: step_count", getattr(opt, "step_count", None))
+        if spec.get("record_grads"):
+            for j, p in enumerate(params):
+                rec.value(f"step {k}: params[{j}].grad after step()", p.grad)
+
+
+def checkpoint(ns: dict, spec: dict, rec: Recorder) -> None:
+    """get_momentum_state / set_momentum_state: copies out, copies in, rejects bad shapes."""
+    params = [tensor(p) for p in spec["params"]]
+    opt = ns["SGD"](params, **spec["kwargs"])
+    feed = lambda: [setattr(p, "grad", np.array(g, np.float32)) for p, g in zip(params, spec["grads"])]  # noqa: E731
+    for _ in range(spec["steps_before"]):
+        feed()
+        opt.step()
+    saved = opt.get_momentum_state()
+    rec.value("saved state is a list", _isinstance(saved, list))
+    for j in range(_len(params)):
+        rec.value(f"checkpoint[{j}] when saved", saved[j] if saved is not None else None)
+    feed()
+    opt.step()
+    for j in range(_len(params)):
+        rec.value(f"checkpoint[{j}] after one more step()", saved[j] if saved is not None else None)
+    # restore into a fresh optimizer on fresh parameters, then step both from the same point
+    fresh_params = [tensor(p) for p in spec["params"]]
+    fresh = ns["SGD"](fresh_params, **spec["kwargs"])
+    given = [None if s is None else np.array(s, copy=True) for s in saved]
+    fresh.set_momentum_state(given)
+    for g in given:
+        if g is not None:
+            g += 1000.0                      # the caller's arrays change after loading
+    for p, g in zip(fresh_params, spec["grads"]):
+        p.grad = np.array(g, np.float32)
+    fresh.step()
+    for j, p in enumerate(fresh_params):
+        rec.value(f"params[{j}] after restoring and one step()", p.data)
+    for label, bad in (("a state with too few entries", saved[:-1]),
+                       ("a state with a wrong shape", [np.zeros((7, 7), np.float32)] + list(saved[1:]))):
+        try:
+            fresh.set_momentum_state(bad)
+            rec.text(f"set_momentum_state({label})", "no error")
+        except ValueError:
+            rec.text(f"set_momentum_state({label})", "ValueError")
+        except Exception as err:
+            rec.text(f"set_momentum_state({label})", describe(err))
+    plain = ns["SGD"]([tensor(p) for p in spec["params"]], lr=0.1)
+    rec.value("has_momentum() without momentum", plain.has_momentum())
+    rec.value("has_momentum() with momentum", opt.has_momentum())
+    rec.value("get_momentum_state() without momentum", plain.get_momentum_state())
+
+
+def interface(ns: dict, spec: dict, rec: Recorder) -> None:
+    """The Optimizer base class: params list, step_count, abstract step, empty params rejected."""
+    params = [tensor(p) for p in spec["params"]]
+    opt = ns["Optimizer"](iter(params))
+    rec.value("params is a list", _isinstance(opt.params, list))
+    rec.value("params kept in order", all(a is b for a, b in zip(opt.params, params)) and
+              _len(opt.params) == _len(params))
+    rec.value("step_count at start", opt.step_count)
+    try:
+        ns["Optimizer"]([])
+        rec.text("Optimizer([])", "no error")
+    except ValueError:
+        rec.text("Optimizer([])", "ValueError")
+
+
+def zero_grad(ns: dict, spec: dict, rec: Recorder) -> None:
+    params = [tensor(p) for p in spec["params"]]
+    opt = ns["Optimizer"](params)
+    for p, g in zip(params, spec["grads"]):
+        p.grad = np.array(g, np.float32)
+    opt.zero_grad()
+    for j, p in enumerate(params):
+        rec.value(f"params[{j}].grad after zero_grad()", p.grad)
+    for j, p in enumerate(params):
+        rec.value(f"params[{j}] after zero_grad()", p.data)
+
+
+def abstract_step(ns: dict, spec: dict, rec: Recorder) -> None:
+    opt = ns["Optimizer"]([tensor(p) for p in spec["params"]])
+    try:
+        opt.step()
+        rec.text("Optimizer.step()", "no error")
+    except NotImplementedError:
+        rec.text("Optimizer.step()", "NotImplementedError")
+
+
+def defaults(ns: dict, spec: dict, rec: Recorder) -> None:
+    """Hyperparameters a class sets when none are given."""
+    opt = ns[spec["cls"]]([tensor([1.0, 2.0])])
+    for attr in spec["attributes"]:
+        rec.value(f"{spec['cls']}() default {attr}", getattr(opt, attr, None))
+
+
+def _reachable_bytes(root, skip: set) -> int:
+    """Bytes of every distinct ndarray reachable from ``root`` (the grader's own ruler)."""
+    seen, owners, stack = set(), {}, [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or id(obj) in skip:
+            continue
+        seen.add(id(obj))
+        if _isinstance(obj, _ndarray):
+            base = obj
+            while _isinstance(base.base, _ndarray):
+                base = base.base
+            owners[id(base)] = base.nbytes
+        elif _isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif _isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not _isinstance(obj, type):
+            stack.extend(vars(obj).values())
+    return sum(owners.values())
+
+
+def memory(ns: dict, spec: dict, rec: Recorder) -> None:
+    """(parameters + state) / parameters, before the first step and after some; dtypes kept."""
+    params = [tensor(p) for p in spec["params"]]
+    param_bytes = sum(p.data.nbytes for p in params)
+    opt = ns[spec["cls"]](params, **spec["kwargs"])
+
+    def ratio():
+        skip = {id(p.grad) for p in params} | {id(getattr(p.grad, "data", None)) for p in params}
+        return _reachable_bytes(opt, skip) / param_bytes
+
+    if spec.get("before_first_step"):
+        rec.value("memory before the first step (x parameter bytes)", round(ratio(), 3))
+    for _ in range(spec["steps"]):
+        for p in params:
+            p.grad = np.full(p.data.shape, 0.01, np.float32)
+        opt.step()
+    rec.value(f"memory after {spec['steps']} steps (x parameter bytes)", round(ratio(), 3))
+    for j, p in enumerate(params):
+        rec.text(f"params[{j}] dtype", str(getattr(p.data, "dtype", type(p.data).__name__)))
+    for attr in spec.get("state", ()):
+        for j, buf in enumerate(getattr(opt, attr, [])):
+            rec.text(f"{attr}[{j}] dtype", str(getattr(buf, "dtype", type(buf).__name__)))
+
+
+def validation(ns: dict, spec: dict, rec: Recorder) -> None:
+    """Invalid hyperparameters must raise ValueError at construction."""
+    for kwargs in spec["bad"]:
+        label = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        kwargs = {k: tuple(v) if _isinstance(v, list) else v for k, v in kwargs.items()}
+        try:
+            ns[spec["cls"]]([tensor([1.0, 2.0])], **kwargs)
+            rec.text(f"{spec['cls']}({label})", "no error")
+        except ValueError:
+            rec.text(f"{spec['cls']}({label})", "ValueError")
+        except Exception as err:
+            rec.text(f"{spec['cls']}({label})", describe(err))
+
+
+KINDS = {f.__name__: f for f in (trajectory, checkpoint, interface, zero_grad, abstract_step, defaults, memory,
+                                     validation)}
+
+
+def define(cells: list, ns: dict) -> list:
+    """Execute each exported cell on its own, so one broken class leaves the others defined."""
+    problems = []
+    for name, code in cells:
+        try:
+            exec(compile(code, f"<{name}>", "exec"), ns)
+        except Exception as err:
+            problems.append(f"{name} {describe(err)}")
+    return problems
+
+
+def observe(ns: dict, checks: list) -> dict:
+    """Run every check's scenarios; return {check_id: [(label, ndarray), ...]}."""
+    results = {}
+    for check in checks:
+        rec = Recorder(check["id"])
+        for n, scenario in enumerate(check["scenarios"]):
+            sub = Recorder(check["id"])
+            try:
+                KINDS[scenario["kind"]](ns, scenario, sub)
+            except Exception as err:
+                sub.text("running the scenario", describe(err))
+            rec.items.extend((f"[{n + 1}] {label}", obs) for label, obs in sub.items)
+        results[check["id"]] = rec.items
+    return results
+
+
+def base_namespace() -> dict:
+    """What a solution cell may rely on: the notebook's imports and given helpers."""
+    import math
+    import typing
+
+    from tinytorch.core.tensor import Tensor
+
+    ns = {"__name__": "__student__", "np": np, "math": math, "Tensor": Tensor}
+    ns.update({name: getattr(typing, name) for name in ("List", "Optional", "Sequence", "Tuple", "Dict")})
+    return ns
+
+
+def flatten(results: dict) -> dict:
+    return {f"{check_id}|{i:03d}|{label}": obs
+            for check_id, items in results.items() for i, (label, obs) in enumerate(items)}
+
+
+def main(argv) -> int:
+    code_path, spec_path, out_path = argv
+    with open(spec_path) as f:
+        spec = json.load(f)
+    with open(code_path) as f:
+        cells = json.load(f)
+    ns = base_namespace()
+    problems = define(cells, ns)
+    results = observe(ns, spec["checks"])
+    flat = flatten(results)
+    flat["__problems__"] = np.array("\n".join(problems))
+    np.savez(out_path, **flat)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception:
+        traceback.print_exc()
+        sys.exit(2)
