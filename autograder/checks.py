@@ -188,9 +188,9 @@ def observations_of(flat: dict, check_id: str) -> list:
     """[(label, array)] of one check from a flat ``{check|index|label: array}`` mapping, in order."""
     rows = []
     for key, value in flat.items():
-        cid, index, label = key.split("|", 2)
-        if cid == check_id:
-            rows.append((int(index), label, np.asarray(value)))
+        parts = key.split("|", 2)
+        if len(parts) == 3 and parts[0] == check_id and parts[1].isdigit():
+            rows.append((int(parts[1]), parts[2], np.asarray(value)))
     return [(label, value) for _, label, value in sorted(rows, key=lambda r: r[0])]
 
 

@@ -3,16 +3,42 @@
 source/07_optimizers/   instructor notebook (generated from src/)
 modules/07_optimizers/  student notebook: nbgrader's release directory
 submitted/<student>/07_optimizers/, autograded/, feedback/: nbgrader's usual folders
+
+Run nbgrader from the repository root with ``--config autograder/nbgrader_config.py``
+(the Makefile does). The autograde pipeline is replaced by the hardened one in
+autograder/preprocessors.py, so plain ``nbgrader autograde`` runs student code
+in the sandbox and scores from the hidden checks.
 """
 import os
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
+
+from autograder.preprocessors import ForeignGradeIds, HiddenChecks, SandboxedExecute
+
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
-c.CourseDirectory.root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.environ.get("AUTOGRADER_COURSE_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "tinytorch-07"
 c.CourseDirectory.release_directory = "modules"
 c.CourseDirectory.db_assignments = [{"name": "07_optimizers"}]
+if os.environ.get("AUTOGRADER_DB_URL"):            # e.g. PostgreSQL for many graders at once
+    c.CourseDirectory.db_url = os.environ["AUTOGRADER_DB_URL"]
 
 # Students see the class line, signatures and docstrings; only method bodies become stubs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.enforce_metadata = True
+
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteCells, CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [
+    ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
+    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back
+c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
+c.SandboxedExecute.timeout = 60                  # seconds per cell
+c.SandboxedExecute.total_seconds = 300           # seconds per notebook
+c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{notebook}.ipynb")

@@ -69,7 +69,7 @@ def attempt(record: Recorder, label: str, call) -> bool:
     try:
         call()
         return True
-    except Exception as err:  # the student's exception is an observation, not a crash
+    except BaseException as err:  # the student's exception (even SystemExit) is an observation
         record.text(label, describe(err))
         return False
 
@@ -270,7 +270,7 @@ def define(cells: list, ns: dict) -> list:
     for name, code in cells:
         try:
             exec(compile(code, f"<{name}>", "exec"), ns)
-        except Exception as err:
+        except BaseException as err:  # SystemExit in a cell must not end the probe
             problems.append(f"{name} {describe(err)}")
     return problems
 
@@ -284,7 +284,7 @@ def observe(ns: dict, checks: list) -> dict:
             sub = Recorder(check["id"])
             try:
                 KINDS[scenario["kind"]](ns, scenario, sub)
-            except Exception as err:
+            except BaseException as err:
                 sub.text("running the scenario", describe(err))
             rec.items.extend((f"[{n + 1}] {label}", obs) for label, obs in sub.items)
         results[check["id"]] = rec.items

@@ -1,0 +1,48 @@
+"""``python -m autograder grade NB... [--json] [--feedback-dir DIR] [--jobs N] [--scheduler ADDRESS]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def table(entries: list) -> str:
+    names = ("Optimizer", "SGD", "Adam", "AdamW")
+    width = max([len(e["submission"]) for e in entries] + [10])
+    lines = [f"{'submission':{width}}  {'score':>9}  " + "  ".join(f"{n:>9}" for n in names) + "  notes"]
+    for e in entries:
+        parts = "  ".join(f"{e['components'].get(n, {}).get('score', 0):>9g}" for n in names)
+        diagnoses = sorted({t["diagnosis"] for t in e["tests"] if t["diagnosis"]})
+        note = f"error: {e['error']}" if e["error"] else ", ".join(diagnoses)
+        lines.append(f"{e['submission']:{width}}  {e['score']:>5g}/{e['max_score']:<3g}  {parts}  {note}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Grade module 07 notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    grade = sub.add_parser("grade", help="grade notebooks through the hardened nbgrader pipeline")
+    grade.add_argument("notebooks", nargs="+", metavar="NB")
+    grade.add_argument("--json", action="store_true", help="print one JSON list, an object per notebook")
+    grade.add_argument("--feedback-dir", metavar="DIR", help="write one student-facing HTML per notebook")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)")
+    grade.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to grade on")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    args = parser.parse_args(argv)
+
+    from .grade import grade_many
+    from .hidden import sandbox_mode
+
+    mode = sandbox_mode()
+    if mode != "bubblewrap":
+        print(f"WARNING: sandbox is '{mode}': student code can read and write this machine's files.",
+              file=sys.stderr)
+    entries = grade_many(args.notebooks, jobs=max(args.jobs, 1), feedback_dir=args.feedback_dir,
+                         scheduler=args.scheduler, progress=not args.no_progress)
+    print(json.dumps(entries, indent=1) if args.json else table(entries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,191 @@
+"""Grade notebooks through the hardened ``nbgrader autograde``, each in a scratch course.
+
+One bad submission never stops a batch: it becomes an entry with ``error`` set.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sys
+import tempfile
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
+
+import nbformat
+
+from .checks import COMPONENTS
+from .preprocessors import RESULTS_KEY
+from .submission import NotANotebook, component_cells, read_submission
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
+SOURCE = ROOT / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+def course_config(course: Path):
+    """Our nbgrader_config.py, pointed at ``course`` instead of the repository."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    os.environ["AUTOGRADER_COURSE_ROOT"] = str(course)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+    try:
+        return PyFileConfigLoader("nbgrader_config.py", path=str(CONFIG_DIR)).load_config()
+    finally:
+        del os.environ["AUTOGRADER_COURSE_ROOT"]
+
+
+def _api(course: Path):
+    from nbgrader.apps import NbGraderAPI
+
+    return NbGraderAPI(config=course_config(course))
+
+
+def make_template(dest: Path) -> Path:
+    """A scratch course holding the source notebook and a gradebook that knows it."""
+    (dest / "source" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copyfile(SOURCE, dest / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
+    result = _api(dest).generate_assignment(ASSIGNMENT, force=True)
+    if not result["success"]:
+        raise RuntimeError(f"could not prepare the course: {result.get('error') or result['log'][-2000:]}")
+    shutil.rmtree(dest / "modules", ignore_errors=True)
+    return dest
+
+
+def student_id(path: Path, index: int) -> str:
+    """``submitted/<student>/...`` gives the student; any other path its file name."""
+    parts = Path(path).parts
+    name = parts[-3] if len(parts) >= 3 and parts[-2] == ASSIGNMENT else Path(path).stem
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)[:60] or 'student'}-{index}"
+
+
+def max_scores() -> dict:
+    source = nbformat.read(SOURCE, as_version=4)
+    points = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
+              for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {component: points[gid] for gid, component in component_cells(source).items()}
+
+
+def empty_entry(path, error=None) -> dict:
+    maxima = max_scores()
+    return {"submission": str(path), "score": 0.0, "max_score": sum(maxima.values()), "error": error,
+            "components": {c: {"score": 0.0, "max_score": maxima[c]} for c in COMPONENTS if c in maxima},
+            "tests": []}
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    useful = [line for line in lines if "Error" in line or "error" in line] or lines or ["unknown error"]
+    return useful[-1][:300]
+
+
+def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None = None) -> dict:
+    """Grade one notebook; never raises for a bad submission."""
+    entry = empty_entry(path)
+    try:
+        read_submission(Path(path))
+    except NotANotebook as err:
+        entry["error"] = str(err)
+        return entry
+    student = student_id(Path(path), index)
+    with tempfile.TemporaryDirectory(prefix="autograde-course-") as tmp:
+        course = Path(tmp) / "course"
+        shutil.copytree(template, course)
+        submitted = course / "submitted" / student / ASSIGNMENT
+        submitted.mkdir(parents=True)
+        shutil.copyfile(path, submitted / f"{NOTEBOOK}.ipynb")
+        api = _api(course)
+        with _quiet():
+            result = api.autograde(ASSIGNMENT, student, force=True, create=True)
+        autograded = course / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+        if not result["success"] or not autograded.exists():
+            entry["error"] = f"nbgrader autograde failed: {_one_line(result.get('error') or result.get('log', ''))}"
+            return entry
+        _fill_from_course(entry, api, course, student, autograded)
+        if feedback_dir and not entry["error"]:
+            with _quiet():
+                fb = api.generate_feedback(ASSIGNMENT, student, force=True)
+            html = course / "feedback" / student / ASSIGNMENT / f"{NOTEBOOK}.html"
+            if fb["success"] and html.exists():
+                Path(feedback_dir).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(html, Path(feedback_dir) / f"{student}.html")
+            else:
+                entry["error"] = f"feedback failed: {_one_line(fb.get('error') or fb.get('log', ''))}"
+    return entry
+
+
+def _fill_from_course(entry: dict, api, course: Path, student: str, autograded: Path) -> None:
+    """Scores from the gradebook (what nbgrader recorded), per-check detail from the notebook."""
+    from nbgrader.api import Gradebook
+
+    source = nbformat.read(course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", as_version=4)
+    components = component_cells(source)
+    with Gradebook(api.coursedir.db_url) as gb:
+        notebook = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, student)
+        for grade in notebook.grades:
+            if grade.name in components:
+                entry["components"][components[grade.name]] = {"score": float(grade.score),
+                                                               "max_score": float(grade.max_score)}
+    entry["score"] = round(sum(c["score"] for c in entry["components"].values()), 2)
+    entry["max_score"] = sum(c["max_score"] for c in entry["components"].values())
+    results = nbformat.read(autograded, as_version=4).metadata.get(RESULTS_KEY)
+    if results is None:
+        entry["error"] = "the hidden checks did not run (no results in the autograded notebook)"
+        return
+    entry["tests"] = [{k: t[k] for k in ("id", "component", "score", "max_score", "diagnosis", "message")}
+                      for t in results["tests"]]
+
+
+@contextlib.contextmanager
+def _quiet():
+    """nbgrader logs to stderr at length; the API also captures it into its result."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _executor(jobs: int, scheduler: str | None) -> Executor:
+    if scheduler:
+        from distributed import Client
+
+        return Client(scheduler).get_executor()
+    return ProcessPoolExecutor(max_workers=jobs)
+
+
+def grade_many(paths: list, jobs: int = 1, feedback_dir: str | None = None, scheduler: str | None = None,
+               progress: bool = True) -> list:
+    """Grade every notebook, in input order; identical results whatever ``jobs`` is."""
+    from tqdm import tqdm
+
+    with tempfile.TemporaryDirectory(prefix="autograde-template-") as tmp:
+        template = str(make_template(Path(tmp) / "template"))
+        bar = tqdm(total=len(paths), unit="nb", desc="grading", disable=not progress, file=sys.stderr)
+        if jobs <= 1 and not scheduler:
+            results = []
+            for i, p in enumerate(paths):
+                results.append(_safe(grade_one, p, template, i, feedback_dir))
+                bar.update()
+        else:
+            with _executor(jobs, scheduler) as pool:
+                futures = [pool.submit(_safe, grade_one, p, template, i, feedback_dir) for i, p in enumerate(paths)]
+                for future in futures:
+                    future.add_done_callback(lambda _: bar.update())
+                results = [f.result() for f in futures]
+        bar.close()
+    return results
+
+
+def _safe(fn, path, *args) -> dict:
+    """The batch goes on even if grading itself breaks on one file."""
+    try:
+        return fn(path, *args)
+    except Exception as err:  # reported in the entry, never swallowed
+        return empty_entry(path, f"grader error: {type(err).__name__}: {_one_line(err)}")

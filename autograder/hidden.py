@@ -1,0 +1,81 @@
+"""Hidden checks for one submission: probe each component in its own sandbox, judge in this process.
+
+The probe sees the student's code and the scenarios; this trusted process alone
+holds the reference data, so nothing the student's code does in its sandbox can
+reach the expected values or the scores.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import reference, sandbox
+from .checks import COMPONENTS, failed_component, judge_component, probe_spec
+from .submission import graded_code, public_package
+
+PROBE = Path(__file__).resolve().parent / "probe.py"
+PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=30.0,
+                              processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024)
+MAX_OBSERVATIONS_BYTES = 16 * 1024**2
+
+
+@lru_cache(maxsize=1)
+def runtime_dir() -> Path:
+    """Read-only files sandboxed code may import: probe.py and tinytorch without the solution.
+
+    One per process, readable by the sandbox's unprivileged user.
+    """
+    runtime = Path(tempfile.mkdtemp(prefix="autograder-runtime-"))
+    public_package(str(runtime))
+    shutil.copyfile(PROBE, runtime / "probe.py")
+    for path in [runtime, *runtime.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return runtime
+
+
+def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS) -> tuple:
+    """(flat observations, None) or (None, why the probe gave no observations)."""
+    runtime = runtime_dir()
+    with tempfile.TemporaryDirectory(prefix=f"probe-{component}-") as tmp:
+        scratch = Path(tmp)
+        (scratch / "cells.json").write_text(json.dumps(cells))
+        (scratch / "spec.json").write_text(json.dumps(probe_spec(component)))
+        result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],
+                             scratch, limits, ro_paths=[runtime], env={"PYTHONPATH": str(runtime)})
+        out = scratch / "out.npz"
+        if result.killed_reason:
+            return None, f"the {component} checks were stopped: {result.killed_reason}"
+        if not out.is_file() or out.stat().st_size > MAX_OBSERVATIONS_BYTES:
+            code = "killed" if result.returncode is None else f"exit code {result.returncode}"
+            return None, f"the {component} checks ended before reporting ({code}): does your code exit the process?"
+        try:
+            with np.load(out, allow_pickle=False) as npz:
+                return {key: npz[key] for key in npz.files}, None
+        except Exception as err:  # a damaged or forged file is the student's loss, never a crash
+            return None, f"the {component} checks reported unreadable results ({type(err).__name__})"
+
+
+def run_hidden_checks(source_nb, student_nb, components=COMPONENTS) -> dict:
+    """{component: [CheckResult]} for a submission, every component probed in parallel."""
+    cells = graded_code(source_nb, student_nb)
+    ref = reference.load()
+    with ThreadPoolExecutor(max_workers=len(components)) as pool:
+        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c), components)))
+    results = {}
+    for component, (flat, reason) in probes.items():
+        results[component] = (judge_component(component, flat, ref) if flat is not None
+                              else failed_component(component, reason))
+    return results
+
+
+def sandbox_mode() -> str:
+    isolated = sandbox.bwrap_available() and os.environ.get("AUTOGRADER_SANDBOX", "auto") != "off"
+    return "bubblewrap" if isolated else "resource limits only (NOT isolated)"

@@ -1,0 +1,200 @@
+"""nbgrader preprocessors that make ``nbgrader autograde`` safe and its scores trustworthy.
+
+Configured in ``nbgrader_config.py`` (``Autograde.sanitize_preprocessors`` and
+``Autograde.autograde_preprocessors``), so plain ``nbgrader autograde`` uses them:
+
+sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds,
+           OverwriteCells (+ add_missing_cells), CheckCellMetadata
+autograde: ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
+           HiddenChecks, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.v4 import new_output
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets import Float, Integer, Unicode
+
+from . import sandbox
+from .checks import COMPONENTS
+from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
+from .submission import component_cells, grade_id
+
+RESULTS_KEY = "autograder"          # notebook metadata key holding the per-check results
+
+
+class ForeignGradeIds(NbGraderPreprocessor):
+    """Strip nbgrader metadata whose grade id the source notebook does not have.
+
+    A renamed grade id would otherwise smuggle a student-made "test" into the
+    gradebook; with the metadata gone, OverwriteCells re-adds the real cell.
+    """
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gb:
+            notebook = gb.find_notebook(info["notebook"], info["assignment"])
+            known = {cell.name for cell in notebook.source_cells}
+        for cell in nb.cells:
+            gid = grade_id(cell)
+            if "nbgrader" in cell.get("metadata", {}) and gid not in known:
+                self.log.warning("Dropping nbgrader metadata of unknown cell %r", gid)
+                del cell.metadata["nbgrader"]
+        return nb, resources
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute, with the kernel in the sandbox and no way to end the batch.
+
+    The kernel runs on a scratch copy of the notebook's folder. A cell that
+    kills the kernel or outlives its timeout stops execution: that cell gets
+    an error output, later cells a note, and grading goes on (scores come from
+    HiddenChecks, not from this kernel).
+    """
+
+    total_seconds = Float(300.0, help="wall time for the whole notebook").tag(config=True)
+    max_output_bytes = Integer(256 * 1024, help="stream output kept per cell").tag(config=True)
+    memory_bytes = Integer(2 * 1024**3, help="address-space limit of the kernel").tag(config=True)
+
+    def __init__(self, **kw):
+        kw.setdefault("kernel_manager_class", sandbox.SandboxedKernelManager)
+        super().__init__(**kw)
+        self.interrupt_on_timeout = False       # an interrupt-proof loop must not stall us
+
+    def preprocess(self, nb, resources=None, km=None):
+        scratch = Path(tempfile.mkdtemp(prefix="autograde-kernel-"))
+        source_dir = Path(resources.get("metadata", {}).get("path") or ".")
+        for item in source_dir.iterdir() if source_dir.is_dir() else ():
+            if item.is_file() and item.stat().st_size < 64 * 1024**2:
+                shutil.copy2(item, scratch / item.name)
+        resources.setdefault("metadata", {})["path"] = str(scratch)
+        runtime = runtime_dir()
+        self.kernel_manager_class = sandbox.SandboxedKernelManager
+        limits = sandbox.Limits(memory_bytes=self.memory_bytes, cpu_seconds=int(self.total_seconds),
+                                wall_seconds=self.total_seconds + 30, processes=64)
+        self._km_config = dict(limits=limits, ro_paths=[str(runtime)],
+                               extra_env={"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"})
+        try:
+            return self._run_cells(nb, resources, km)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        for name, value in self._km_config.items():
+            setattr(km, name, value)
+        return km
+
+    def _run_cells(self, nb, resources, km):
+        from nbclient import NotebookClient
+
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        deadline = time.monotonic() + self.total_seconds
+        stopped = None
+        with self.setup_kernel():
+            info = self.wait_for_reply(self.kc.kernel_info())
+            self.nb.metadata["language_info"] = info["content"]["language_info"]
+            for index, cell in enumerate(self.nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                if stopped is None and time.monotonic() > deadline:
+                    stopped = f"the notebook used up its {self.total_seconds:.0f} s"
+                if stopped is not None:
+                    cell.outputs = [new_output("stream", name="stdout",
+                                               text=f"[not run by the autograder: {stopped}]\n")]
+                    continue
+                self._cell_bytes = 0
+                try:
+                    self.preprocess_cell(cell, resources, index)
+                except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
+                    reason = ("the kernel died (os._exit, a crash or a resource limit)"
+                              if isinstance(err, DeadKernelError) else
+                              f"cell {index} ran longer than {self.timeout} s" if isinstance(err, CellTimeoutError)
+                              else f"the kernel stopped responding ({type(err).__name__})")
+                    cell.outputs.append(new_output("error", ename="AutograderStopped", evalue=reason,
+                                                   traceback=[f"AutograderStopped: {reason}"]))
+                    stopped = f"{reason} in an earlier cell"
+        return self.nb, self.resources
+
+    def output(self, outs, msg, display_id, cell_index):
+        """Keep at most ``max_output_bytes`` of output per cell; drop the rest, say so once."""
+        size = len(json.dumps(msg.get("content", {})))
+        self._cell_bytes = getattr(self, "_cell_bytes", 0) + size
+        if self._cell_bytes > self.max_output_bytes:
+            if self._cell_bytes - size <= self.max_output_bytes:
+                outs.append(new_output("stream", name="stdout",
+                                       text=f"\n[output truncated by the autograder after "
+                                            f"{self.max_output_bytes // 1024} KiB]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class HiddenChecks(NbGraderPreprocessor):
+    """Score each grade cell from the hidden checks, run outside the student's kernel.
+
+    Writes, first in each grade cell's outputs, the score as an execute_result
+    (nbgrader's partial-credit protocol, so SaveAutoGrades records it whatever
+    else the cell printed) and a report of every check; the results also go to
+    the notebook's metadata for ``python -m autograder`` and feedback.
+    """
+
+    source_notebook = Unicode(
+        "source/{assignment}/{notebook}.ipynb",
+        help="the instructor notebook; {assignment} and {notebook} are filled in").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        path = Path(self.source_notebook.format(assignment=info["assignment"], notebook=info["notebook"]))
+        source = nbformat.read(path, as_version=4)
+        points = {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source.cells
+                  if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        cells = component_cells(source)
+        components = [c for c in COMPONENTS if c in cells.values()]
+        results = run_hidden_checks(source, nb, components)
+        summary = {"sandbox": sandbox_mode(), "components": {}, "tests": []}
+        for cell in nb.cells:
+            gid = grade_id(cell)
+            if gid not in cells or cell.cell_type != "code":
+                continue
+            component = cells[gid]
+            checks = results[component]
+            earned = sum(r.score for r in checks) / sum(r.max_score for r in checks) * points[gid]
+            earned = round(earned, 2)
+            summary["components"][component] = {"score": earned, "max_score": points[gid], "cell": gid}
+            summary["tests"].extend(r.as_dict() for r in checks)
+            cell.outputs = [new_output("execute_result", data={"text/plain": repr(earned)}, execution_count=None),
+                            new_output("display_data", data=_report(component, checks, earned, points[gid])),
+                            *cell.get("outputs", [])]
+        nb.metadata[RESULTS_KEY] = summary
+        return nb, resources
+
+
+def _report(component: str, checks: list, earned: float, points: float) -> dict:
+    lines = [f"Hidden checks for {component}: {earned:g} / {points:g} points"]
+    for r in checks:
+        mark = "PASS" if r.score == r.max_score else "FAIL"
+        hint = f" [misconception: {r.diagnosis}]" if r.diagnosis else ""
+        lines.append(f"  {mark} {r.id} ({r.score:g}/{r.max_score:g}){hint}: {r.message}")
+    text = "\n".join(lines)
+    rows = "".join(
+        f"<tr><td>{'&#10004;' if r.score == r.max_score else '&#10008;'}</td><td><code>{r.id}</code></td>"
+        f"<td>{r.score:g}/{r.max_score:g}</td><td>{_html(r.diagnosis or '')}</td><td>{_html(r.message)}</td></tr>"
+        for r in checks)
+    html = (f"<div class='autograder-report'><p><b>Hidden checks for {component}: {earned:g} / {points:g}"
+            f"</b></p><table><tr><th></th><th>check</th><th>points</th><th>misconception</th><th>result</th></tr>"
+            f"{rows}</table></div>")
+    return {"text/plain": text, "text/html": html}
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
