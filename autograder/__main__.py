@@ -29,7 +29,14 @@ def main(argv=None) -> int:
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel graders (default: cores)")
     grade.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to grade on")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    course = sub.add_parser("course-autograde", help="run nbgrader autograde on every submitted/ student, "
+                                                    "with a progress bar (the repository is the course)")
+    course.add_argument("assignment", nargs="?", default="07_optimizers")
     args = parser.parse_args(argv)
+    if args.command == "course-autograde":
+        from .grade import autograde_course
+
+        return autograde_course(args.assignment)
 
     from .grade import grade_many
     from .hidden import sandbox_mode

@@ -189,3 +189,25 @@ def _safe(fn, path, *args) -> dict:
         return fn(path, *args)
     except Exception as err:  # reported in the entry, never swallowed
         return empty_entry(path, f"grader error: {type(err).__name__}: {_one_line(err)}")
+
+
+def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT) -> int:
+    """``nbgrader autograde`` student by student on the repository course, with a progress bar."""
+    from tqdm import tqdm
+
+    students = sorted(p.parent.parent.name for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb"))
+    if not students:
+        print(f"no submissions: expected submitted/<student>/{assignment}/{NOTEBOOK}.ipynb "
+              "(`make sample-class` writes a sample class)", file=sys.stderr)
+        return 1
+    api = _api(root)
+    failed = []
+    for student in tqdm(students, unit="student", desc="nbgrader autograde", file=sys.stderr):
+        with _quiet():
+            result = api.autograde(assignment, student, force=True, create=True)
+        if not result["success"]:
+            failed.append(f"{student}: {_one_line(result.get('error') or result.get('log', ''))}")
+    for line in failed:
+        print(f"not graded: {line}", file=sys.stderr)
+    print(f"graded {len(students) - len(failed)} of {len(students)} submissions into {api.coursedir.db_url}")
+    return 0

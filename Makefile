@@ -1,0 +1,84 @@
+# Module 07 (optimizers): one source in src/, everything else generated or checked from it.
+# `make demo` and `make test` are the two commands a newcomer needs.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+NBGRADER := $(VENV)/bin/nbgrader --config autograder/nbgrader_config.py
+ASSIGNMENT := 07_optimizers
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+DEST ?= ../optimizers-07-student
+
+.PHONY: help env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
+        autograde feedback grades book student-dist bench clean
+
+help:
+	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class"
+	@echo "make test      the whole test suite (nbgrader, sandbox, kernels, book, browser)"
+	@echo "make generate  src/ -> tinytorch/core/optimizers.py, source/ and modules/ notebooks"
+	@echo "make reference autograder/reference/expected.npz from src/"
+	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
+	@echo "make book | student-dist DEST=dir | bench"
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+generate: env
+	$(PY) -m tools.generate
+
+reference: env
+	$(PY) -m autograder.reference
+
+check-drift: env
+	$(PY) -m tools.generate --check
+	$(PY) -m autograder.reference --check
+
+run-notebook: env
+	$(PY) -m tools.run_notebook source/$(ASSIGNMENT)/optimizers.ipynb
+
+sample-class: env
+	rm -rf submitted
+	$(PY) -m autograder.sample_class .
+
+demo: generate reference run-notebook sample-class
+	$(PY) -m autograder grade submitted/*/$(ASSIGNMENT)/optimizers.ipynb --jobs $(JOBS)
+
+test: env
+	$(PY) -m pytest -q
+
+test-fast: env
+	$(PY) -m pytest -q -m "not slow"
+
+test-e2e: env
+	$(PY) -m pytest -q -m e2e
+
+# The repository is an nbgrader course: these run the real nbgrader on submitted/.
+autograde: env
+	$(NBGRADER) generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+	$(PY) -m autograder course-autograde $(ASSIGNMENT)
+
+feedback: env
+	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force --log-level=WARN
+	@echo "feedback written to feedback/<student>/$(ASSIGNMENT)/optimizers.html"
+
+grades: env
+	$(NBGRADER) export --to grades.csv --log-level=WARN
+	@echo "grades written to grades.csv"
+
+book: env
+	npm ci --no-audit --no-fund --silent
+	$(PY) -m tools.book
+
+student-dist: env
+	$(PY) -m tools.student_dist $(DEST)
+
+bench: env
+	$(PY) -m bench
+
+clean:
+	rm -rf _build autograded feedback submitted gradebook.db grades.csv artifacts

@@ -1,0 +1,99 @@
+"""The hidden checks and the misconception catalog, judged in-process (fast)."""
+import re
+import warnings
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import checks, reference
+from autograder.misconceptions import SLUGS, VARIANTS, apply
+from autograder.submission import component_cells
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
+               "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
+               "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
+               "coupled-decay decay-missing-lr lr-cached state-dtype").split()
+
+
+@pytest.fixture(scope="module")
+def text():
+    return reference.reference_module_text()
+
+
+def judged(text, component):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # some bugs divide by zero on purpose
+        return checks.judge_component(component, reference.run_module(text, component, "test"), reference.load())
+
+
+def test_points_add_up_to_100_and_agree_with_the_source_notebook():
+    assert sum(c.points for c in checks.catalog()) == 100
+    source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
+    cells = component_cells(source)
+    points = {cells[c.metadata.nbgrader.grade_id]: c.metadata.nbgrader.points
+              for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    assert points == {comp: sum(c.points for c in checks.checks_for(comp)) for comp in checks.COMPONENTS}
+
+
+def test_catalog_has_exactly_the_issue_slugs_and_documents_them():
+    assert sorted(SLUGS) == sorted(ISSUE_SLUGS)
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", (ROOT / "autograder/MISCONCEPTIONS.md").read_text(), re.M))
+    assert documented == set(ISSUE_SLUGS)
+
+
+@pytest.mark.parametrize("component", checks.COMPONENTS)
+def test_reference_gets_full_marks(text, component):
+    results = judged(text, component)
+    assert all(r.score == r.max_score and r.diagnosis is None for r in results)
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if not v.accepted], ids=lambda v: v.slug)
+def test_every_misconception_loses_points_and_is_named(text, variant):
+    results = judged(apply(text, variant), variant.component)
+    failing = [r for r in results if r.score < r.max_score]
+    assert failing, "a catalogued bug must never get full marks"
+    assert variant.slug in {r.diagnosis for r in failing}
+    for r in failing:
+        assert re.search(r"step \d+|after|Optimizer|dtype|memory|\(", r.message)
+
+
+def test_pytorch_ordering_passes_and_is_named(text):
+    accepted = next(v for v in VARIANTS if v.accepted)
+    results = judged(apply(text, accepted), "AdamW")
+    assert all(r.score == r.max_score for r in results)
+    assert any("PyTorch's ordering" in r.message for r in results)
+
+
+def test_two_bugs_at_once_fail_with_no_diagnosis(text):
+    both = apply(apply(text, next(v for v in VARIANTS if v.slug == "betas-swapped")),
+                 next(v for v in VARIANTS if v.slug == "eps-inside-sqrt"))
+    failing = [r for r in judged(both, "Adam") if r.score < r.max_score]
+    assert failing and any(r.diagnosis is None for r in failing)
+
+
+def test_failure_messages_name_the_divergence_not_the_inputs(text):
+    variant = next(v for v in VARIANTS if v.slug == "nesterov")
+    failing = [r for r in judged(apply(text, variant), "SGD") if r.score < r.max_score]
+    message = failing[0].message
+    assert re.search(r"step \d+: params\[\d\]: first differs at element \(\d+, \d+\): expected -?\d", message)
+    assert len(message) < 400 and "[[" not in message      # no arrays, no configuration
+
+
+def test_reference_data_matches_the_source():
+    assert reference.same(reference.build(), reference.load_flat()), "run `make reference`"
+
+
+def test_reference_data_drift_is_detected():
+    data = reference.load_flat()
+    key = next(k for k in data if k.startswith("R|sgd-plain"))
+    tampered = dict(data, **{key: data[key] + 1.0})
+    assert not reference.same(reference.build(), tampered)
+
+
+def test_an_edit_that_no_longer_applies_fails_loudly(text):
+    from autograder.misconceptions import Variant
+
+    with pytest.raises(ValueError, match="exactly once"):
+        apply(text, Variant("made-up", "SGD", (("SGD", "this text is not in the source", "x"),)))

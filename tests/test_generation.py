@@ -1,0 +1,154 @@
+"""src/ is the single source: generated files match it, the student notebook leaks nothing."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from tinytorch.export import ExportRefused, export_student_notebook, read_notebook
+from tools import generate
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / generate.SRC
+STUDENT = ROOT / generate.STUDENT
+INSTRUCTOR = ROOT / generate.INSTRUCTOR
+
+
+def regions(text: str, begin: str, end: str) -> list:
+    """Lines strictly inside every begin/end region."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if begin in line:
+            inside = True
+        elif end in line:
+            inside = False
+        elif inside:
+            out.append(line.strip())
+    return out
+
+
+SOLUTION_LINES = regions(SRC.read_text(), "### BEGIN SOLUTION", "### END SOLUTION")
+# Text a student is meant to see: everything outside the solution regions.
+GIVEN_TEXT = "\n".join(line for line in SRC.read_text().splitlines() if line.strip() not in SOLUTION_LINES)
+HIDDEN_LINES = regions(SRC.read_text(), "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def test_generated_files_match_the_source():
+    assert generate.drifted() == [], "run `make generate` and commit the result"
+
+
+def test_drift_is_detected(tmp_path):
+    """The drift check can fail: a hand edit to a generated file is reported."""
+    for rel in generate.outputs():
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text((ROOT / rel).read_text())
+    edited = tmp_path / "tinytorch/core/optimizers.py"
+    edited.write_text(edited.read_text().replace("self.lr = lr", "self.lr = lr * 2", 1))
+    assert generate.drifted(tmp_path) == ["tinytorch/core/optimizers.py"]
+
+
+def test_package_header_names_its_source():
+    head = (ROOT / "tinytorch/core/optimizers.py").read_text().splitlines()[0]
+    assert head.startswith("# DO NOT EDIT: generated from src/07_optimizers/07_optimizers.py")
+
+
+def test_student_notebook_has_no_solution_line_and_no_hidden_test():
+    text = STUDENT.read_text()
+    meaningful = [line for line in SOLUTION_LINES if len(line) > 12 and line not in GIVEN_TEXT]
+    assert len(meaningful) > 40
+    leaked = [line for line in meaningful if json.dumps(line)[1:-1] in text]
+    assert leaked == []
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert not any(json.dumps(line)[1:-1] in text for line in HIDDEN_LINES if len(line) > 12)
+
+
+def test_student_notebook_keeps_class_lines_signatures_and_docstrings():
+    nb = nbformat.read(STUDENT, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for signature in ("class Optimizer:", "class SGD(Optimizer):", "class Adam(Optimizer):", "class AdamW(Adam):",
+                      "def set_momentum_state(self, state", "def apply_update(self, param: Tensor, update",
+                      '"""The raw gradient: decoupled decay never enters the moments."""'):
+        assert signature in code
+    stubs = len(re.findall(r"# YOUR CODE HERE\n\s+raise NotImplementedError\(\)", code))
+    assert stubs == len(re.findall(r"### BEGIN SOLUTION", SRC.read_text()))
+
+
+def test_each_class_is_in_exactly_one_solution_cell():
+    nb = nbformat.read(INSTRUCTOR, as_version=4)
+    solution = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert [c.metadata.nbgrader.grade_id for c in solution] == ["optimizer", "sgd", "adam", "adamw"]
+    for cell, name in zip(solution, ("Optimizer", "SGD", "Adam", "AdamW")):
+        assert len(re.findall(r"^class ", cell.source, re.M)) == 1 and f"class {name}" in cell.source
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert all(c.metadata.nbgrader["schema_version"] == 3 for c in nb.cells if "nbgrader" in c.metadata)
+
+
+def test_export_refuses_unfinished_exercises(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "core").mkdir(parents=True)
+    with pytest.raises(ExportRefused, match="Optimizer, SGD, Adam, AdamW still raise NotImplementedError"):
+        export_student_notebook(STUDENT, package_root=package)
+    assert not (package / "core/optimizers.py").exists()
+
+
+def test_export_of_a_finished_notebook_imports(tmp_path):
+    package = tmp_path / "tinytorch"
+    (package / "core").mkdir(parents=True)
+    message = export_student_notebook(INSTRUCTOR, package_root=package)
+    assert message.startswith("Exported")
+    written = (package / "core/optimizers.py").read_text()
+    assert written.startswith("# Exported from your notebook optimizers.ipynb")
+    assert "### BEGIN SOLUTION" not in written and "class AdamW(Adam)" in written
+
+
+def test_export_never_overwrites_the_reference_build():
+    before = (ROOT / "tinytorch/core/optimizers.py").read_text()
+    message = export_student_notebook(INSTRUCTOR)
+    assert message.startswith("Not exporting")
+    assert (ROOT / "tinytorch/core/optimizers.py").read_text() == before
+
+
+def test_source_reads_as_a_notebook_in_the_documented_order():
+    nb = read_notebook(SRC)
+    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    order = ["Foundations", "Shared helpers", "Exercise: the `Optimizer`", "Exercise: `SGD`", "Exercise: `Adam`",
+             "Exercise: `AdamW`", "Integration", "Systems analysis", "Reflection", "Summary"]
+    positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
+    assert positions == sorted(positions)
+
+
+@pytest.mark.slow
+def test_reference_notebook_runs_top_to_bottom_without_error():
+    from tools.run_notebook import run
+
+    nb, seconds = run(INSTRUCTOR)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Adam          3.00x the parameter bytes" in text
+    assert "SGD+momentum  2.00x the parameter bytes" in text
+    figures = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert figures >= 4
+    print(f"reference notebook: {seconds:.1f} s")
+
+
+def _nbgrader(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ,
+                               "PATH": f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"})
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_passes_on_the_reference():
+    result = _nbgrader("validate", str(INSTRUCTOR))
+    assert "Success! Your notebook passes all the tests." in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_every_visible_test_fails_on_the_student_stubs():
+    result = _nbgrader("validate", "--invert", str(STUDENT))
+    assert "Success! The notebook does not pass any tests." in result.stdout, result.stdout + result.stderr
