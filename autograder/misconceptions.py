@@ -24,15 +24,15 @@ class Variant:
     accepted: bool = False            # a correct alternative (graded as a pass), not a bug
 
 
-SGD_DECAY = "grad = grad + self.weight_decay * param.data   # a new array: param.grad stays intact"
-ADAM_DECAY = "            grad = grad + self.weight_decay * param.data\n"
+SGD_DECAY = "grad = grad + self.weight_decay * weights    # a new array: param.grad stays intact"
+ADAM_DECAY = "            return grad + self.weight_decay * weights\n"
 ADAM_T = ("        self.step_count += 1\n"
           "        correction1 = 1 - self.beta1 ** self.step_count\n"
           "        correction2 = 1 - self.beta2 ** self.step_count\n")
 SKIP = "            if param.grad is None:\n                continue\n"
 TREAT_AS_ZERO = ("            if param.grad is None:\n"
                  "                param.grad = np.zeros_like(param.data)\n")
-ADAMW_DECAY = "            param.data *= 1 - self.lr * self.weight_decay"
+ADAMW_DECAY = "            weights *= 1 - self.lr * self.weight_decay"
 
 VARIANTS = (
     Variant("zero-grad", "Optimizer", (("Optimizer", "param.grad = None", "param.grad = np.zeros_like(param.data)"),)),
@@ -43,16 +43,16 @@ VARIANTS = (
     Variant("weight-decay-ignored", "SGD", (("SGD", SGD_DECAY, "pass"),)),
     Variant("weight-decay-after-momentum", "SGD", (
         ("SGD", SGD_DECAY, "pass"),
-        ("SGD", "            param.data -= self.lr * grad",
-         "            grad = grad + self.weight_decay * param.data\n            param.data -= self.lr * grad"))),
-    Variant("gradient-mutated", "SGD", (("SGD", SGD_DECAY, "grad += self.weight_decay * param.data"),)),
+        ("SGD", "            weights -= self.lr * grad",
+         "            grad = grad + self.weight_decay * weights\n            weights -= self.lr * grad"))),
+    Variant("gradient-mutated", "SGD", (("SGD", SGD_DECAY, "grad += self.weight_decay * weights"),)),
     Variant("none-grad-not-skipped", "SGD", (("SGD", SKIP, TREAT_AS_ZERO),)),
     Variant("state-aliasing", "SGD", (("SGD", "None if v is None else v.copy() for v in self.momentum_buffers",
                                        "v for v in self.momentum_buffers"),)),
     Variant("state-aliasing", "SGD", (("SGD", "v = v.astype(param.data.dtype, copy=True)",
                                        "v = v.astype(param.data.dtype, copy=False)"),)),
     Variant("lr-cached", "SGD", (("SGD", "self.lr = lr", "self.lr = self._lr = lr"),
-                                 ("SGD", "param.data -= self.lr * grad", "param.data -= self._lr * grad"))),
+                                 ("SGD", "weights -= self.lr * grad", "weights -= self._lr * grad"))),
     Variant("state-dtype", "SGD", (("SGD", "np.zeros_like(param.data)", "np.zeros(param.data.shape)"),)),
 
     Variant("no-bias-correction", "Adam", (("Adam", "correction1 = 1 - self.beta1 ** self.step_count",
@@ -63,8 +63,8 @@ VARIANTS = (
     Variant("step-count-off-by-one", "Adam", (("Adam", ADAM_T, ADAM_T.replace("self.step_count\n", "(self.step_count - 1)\n")),)),
     Variant("step-count-per-param", "Adam", (
         ("Adam", ADAM_T, ""),
-        ("Adam", "            grad = self.adjusted_gradient(param)\n",
-         "            grad = self.adjusted_gradient(param)\n" + ADAM_T.replace("        ", "            ")))),
+        ("Adam", "            if self.m_buffers[i] is None:\n",
+         ADAM_T.replace("        ", "            ") + "            if self.m_buffers[i] is None:\n"))),
     Variant("eps-inside-sqrt", "Adam", (("Adam", "            np.sqrt(scratch, out=scratch)\n            scratch += self.eps",
                                          "            scratch += self.eps\n            np.sqrt(scratch, out=scratch)"),)),
     Variant("missing-one-minus-beta", "Adam", (("Adam", "np.multiply(grad, 1 - self.beta1, dtype", "np.multiply(grad, 1, dtype"),)),
@@ -73,12 +73,13 @@ VARIANTS = (
                                                ("Adam", "            scratch *= 1 - self.beta2\n", ""))),
     Variant("betas-swapped", "Adam", (("Adam", "self.beta1, self.beta2 = betas", "self.beta2, self.beta1 = betas"),)),
     Variant("decoupled-decay-in-adam", "Adam", (
-        ("Adam", ADAM_DECAY, "            pass\n"),
-        ("Adam", "        update *= self.lr\n        param.data -= update\n",
-         "        update *= self.lr\n        param.data -= update\n"
-         "        param.data *= 1 - self.lr * self.weight_decay\n"))),
-    Variant("weight-decay-ignored", "Adam", (("Adam", ADAM_DECAY, "            pass\n"),)),
-    Variant("gradient-mutated", "Adam", (("Adam", ADAM_DECAY, "            grad += self.weight_decay * param.data\n"),)),
+        ("Adam", ADAM_DECAY, "            return grad\n"),
+        ("Adam", "        update *= self.lr\n        weights -= update\n",
+         "        update *= self.lr\n        weights -= update\n"
+         "        weights *= 1 - self.lr * self.weight_decay\n"))),
+    Variant("weight-decay-ignored", "Adam", (("Adam", ADAM_DECAY, "            return grad\n"),)),
+    Variant("gradient-mutated", "Adam", (("Adam", ADAM_DECAY, "            grad += self.weight_decay * weights\n"
+                                                                "            return grad\n"),)),
     Variant("none-grad-not-skipped", "Adam", (("Adam", SKIP, TREAT_AS_ZERO),)),
     Variant("lr-cached", "Adam", (("Adam", "self.lr = lr", "self.lr = self._lr = lr"),
                                   ("Adam", "update *= self.lr", "update *= self._lr"))),
@@ -86,18 +87,18 @@ VARIANTS = (
                                      "self.m_buffers[i] = np.zeros(param.data.shape)"),
                                     ("Adam", "self.v_buffers[i] = np.zeros_like(param.data)",
                                      "self.v_buffers[i] = np.zeros(param.data.shape)"),
-                                    ("Adam", "dtype=param.data.dtype)", "dtype=np.float64)"))),
+                                    ("Adam", "dtype=weights.dtype)", "dtype=np.float64)"))),
 
-    Variant("coupled-decay", "AdamW", (("AdamW", "        return gradient_array(param)",
-                                        "        return gradient_array(param) + self.weight_decay * param.data"),
+    Variant("coupled-decay", "AdamW", (("AdamW", "        return grad\n",
+                                        "        return grad + self.weight_decay * weights\n"),
                                        ("AdamW", ADAMW_DECAY, "            pass"))),
-    Variant("decay-missing-lr", "AdamW", (("AdamW", ADAMW_DECAY, "            param.data *= 1 - self.weight_decay"),)),
+    Variant("decay-missing-lr", "AdamW", (("AdamW", ADAMW_DECAY, "            weights *= 1 - self.weight_decay"),)),
     Variant("weight-decay-ignored", "AdamW", (("AdamW", ADAMW_DECAY, "            pass"),)),
     Variant("PyTorch's ordering, decay before the step: param*(1 - lr*wd) - lr*update", "AdamW", (
-        ("AdamW", "        update *= self.lr\n        param.data -= update\n"
+        ("AdamW", "        update *= self.lr\n        weights -= update\n"
                   "        if self.weight_decay != 0:\n" + ADAMW_DECAY,
          "        if self.weight_decay != 0:\n" + ADAMW_DECAY + "\n"
-         "        update *= self.lr\n        param.data -= update"),), accepted=True),
+         "        update *= self.lr\n        weights -= update"),), accepted=True),
 )
 
 SLUGS = tuple(dict.fromkeys(v.slug for v in VARIANTS if not v.accepted))

@@ -45,7 +45,7 @@ NAIVE_ADAM_STEP = '''        self.step_count += 1
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = self.adjusted_gradient(p)
+            g = self.adjusted_gradient(p.grad.data if isinstance(p.grad, Tensor) else p.grad, p.data)
             if self.m_buffers[i] is None:
                 self.m_buffers[i] = np.zeros_like(p.data)
                 self.v_buffers[i] = np.zeros_like(p.data)
@@ -53,7 +53,7 @@ NAIVE_ADAM_STEP = '''        self.step_count += 1
             self.v_buffers[i] = self.beta2 * self.v_buffers[i] + (1 - self.beta2) * g ** 2
             m_hat = self.m_buffers[i] / (1 - self.beta1 ** self.step_count)
             v_hat = self.v_buffers[i] / (1 - self.beta2 ** self.step_count)
-            self.apply_update(p, m_hat / (np.sqrt(v_hat) + self.eps))
+            self.apply_update(p.data, m_hat / (np.sqrt(v_hat) + self.eps))
 '''
 
 

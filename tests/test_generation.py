@@ -70,7 +70,7 @@ def test_student_notebook_keeps_class_lines_signatures_and_docstrings():
     nb = nbformat.read(STUDENT, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     for signature in ("class Optimizer:", "class SGD(Optimizer):", "class Adam(Optimizer):", "class AdamW(Adam):",
-                      "def set_momentum_state(self, state", "def apply_update(self, param: Tensor, update",
+                      "def set_momentum_state(self, state", "def apply_update(self, weights: np.ndarray, update",
                       '"""The raw gradient: decoupled decay never enters the moments."""'):
         assert signature in code
     stubs = len(re.findall(r"# YOUR CODE HERE\n\s+raise NotImplementedError\(\)", code))
