@@ -9,7 +9,7 @@ namespace, so killing bwrap kills every process the student started.
 Resource limits are plain rlimits set before bwrap is exec'd; wall time is
 enforced by the parent. When we run as root, bwrap itself stays root (it needs
 to read /root/.pyenv, which is 0700) and the student command is started through
-``setpriv`` as uid/gid 65534 ("nobody"), so RLIMIT_NPROC applies and the
+``setpriv`` as its own unprivileged uid/gid, so RLIMIT_NPROC applies per sandbox and the
 student owns nothing outside the scratch directory.
 
 ``AUTOGRADER_SANDBOX`` selects the mode: unset/``auto`` (bwrap if it works,
@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
+import json
 import logging
 import os
 import resource
+import select
 import selectors
 import shutil
 import signal
@@ -37,12 +40,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Dict, Instance, List, Unicode
+
 log = logging.getLogger(__name__)
 
-#: uid/gid the student code runs as when we are root ("nobody"/"nogroup").
-#: Every sandbox shares it, so ``Limits.processes`` caps all concurrent sandboxes together.
-SANDBOX_UID = 65534
-SANDBOX_GID = 65534
+#: As root, each sandbox runs as its own unprivileged uid/gid from this range
+#: (no passwd entry needed), so RLIMIT_NPROC, which counts per uid, caps every
+#: sandbox separately: one fork bomb cannot starve a concurrent grader.
+SANDBOX_ID_BASE = 200_000
+_ids = itertools.count()
+_ids_lock = threading.Lock()
+
+
+def new_sandbox_id() -> int:
+    """A uid (also used as gid) not shared with any other live sandbox of this machine's graders."""
+    with _ids_lock:
+        n = next(_ids)
+    return SANDBOX_ID_BASE + (os.getpid() % 4096) * 64 + n % 64
 
 FALLBACK_WARNING = (
     "bubblewrap not available: student code runs WITHOUT filesystem/network isolation, "
@@ -50,10 +65,10 @@ FALLBACK_WARNING = (
 )
 
 # Read-only system files: the dynamic loader cache, time zone, user names (getpass
-# and friends fail without a passwd entry) and /etc/alternatives (targets of many
-# /usr/bin symlinks). Nothing secret: no shadow, no ssh, no hosts.
-_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
-              "passwd", "group", "nsswitch.conf", "alternatives")
+# fails without a passwd entry), /etc/alternatives (targets of many /usr/bin
+# symlinks) and fontconfig (matplotlib runs fc-list). Nothing secret.
+_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd",
+              "group", "nsswitch.conf", "alternatives", "fonts")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -149,6 +164,9 @@ def _base_env(scratch: Path, env: dict | None) -> dict[str, str]:
         # One BLAS/OpenMP thread: threads count against RLIMIT_NPROC and 2 GB of address space.
         "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1",
+        # glibc reserves 64 MB of address space per thread arena and RLIMIT_AS counts
+        # reservations: an idle kernel (11 threads) would take 850 MB instead of 330 MB.
+        "MALLOC_ARENA_MAX": "2",
         "MPLBACKEND": "Agg",
     }
     base.update({str(k): str(v) for k, v in (env or {}).items()})
@@ -157,19 +175,22 @@ def _base_env(scratch: Path, env: dict | None) -> dict[str, str]:
 
 def _bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Path] = (),
                 rw_paths: Sequence[Path] = (), env: dict | None = None,
-                limits: Limits = Limits()) -> list[str]:
+                limits: Limits = Limits(), info_fd: int | None = None, uid: int | None = None) -> list[str]:
     scratch = Path(scratch).resolve()
-    argv = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+    uid = SANDBOX_ID_BASE if uid is None else uid
+    argv = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    if info_fd is not None:  # bwrap reports the host pid of the sandbox's PID 1 there
+        argv += ["--info-fd", str(info_fd)]
     if _drops_privileges():
         # bwrap runs as real root (it must read /root/.pyenv). Keep only the two
-        # capabilities setpriv needs to become nobody; setuid() then clears them.
+        # capabilities setpriv needs to drop to the sandbox uid; setuid() then clears them.
         argv += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:
         argv += ["--unshare-user", "--disable-userns"]
 
     # Directories bwrap would create for mount points come out 0700 root, which
-    # nobody cannot traverse (e.g. /root for /root/.pyenv/...): make them 0755 first.
+    # the sandbox uid cannot traverse (e.g. /root for /root/.pyenv/...): make them 0755 first.
     made: set[Path] = set()
 
     def parents(p: Path, binds: Sequence[Path] = ()) -> list[str]:
@@ -213,8 +234,8 @@ def _bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Pat
         argv += ["--setenv", key, value]
     argv.append("--")
     if _drops_privileges():
-        argv += [shutil.which("setpriv") or "setpriv", f"--reuid={SANDBOX_UID}",
-                 f"--regid={SANDBOX_GID}", "--clear-groups", "--inh-caps=-all",
+        argv += [shutil.which("setpriv") or "setpriv", f"--reuid={uid}",
+                 f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
                  "--no-new-privs", "--"]
     return argv + list(command)
 
@@ -225,7 +246,8 @@ def sandbox_argv(command: list[str], scratch: Path, *, ro_paths: Sequence[Path] 
     """The bwrap command line that runs ``command`` in ``scratch``; in fallback, ``command``.
 
     ``ro_paths`` are bound read-only and ``rw_paths`` read-write, each at its own
-    path. ``limits`` only sizes /tmp here; rlimits come from :func:`run`'s preexec.
+    path. ``limits`` only sizes /tmp here. The argv alone is not the whole
+    sandbox: :func:`run` also chowns ``scratch`` to SANDBOX_UID and sets the rlimits.
     """
     if not _use_bwrap():
         return list(command)
@@ -235,11 +257,11 @@ def sandbox_argv(command: list[str], scratch: Path, *, ro_paths: Sequence[Path] 
 
 # ------------------------------------------------------------------------ running
 
-def _prepare_dir(path: Path) -> None:
+def _prepare_dir(path: Path, uid: int = SANDBOX_ID_BASE) -> None:
     """Make a directory the sandbox user may write (only the directory itself)."""
     path.mkdir(parents=True, exist_ok=True)
     if _drops_privileges():
-        os.chown(path, SANDBOX_UID, SANDBOX_GID)
+        os.chown(path, uid, uid)
         # bwrap's --chdir runs as root without CAP_DAC_OVERRIDE: it needs o+x.
         os.chmod(path, path.stat().st_mode & 0o7777 | 0o711)
 
@@ -262,9 +284,43 @@ def _has_exited(pid: int) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    """SIGKILL a process group. In the sandbox, bwrap dying tears down its PID namespace."""
+    """SIGKILL a process group (bwrap itself, or the whole command in fallback mode)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def _pidfd_from_info(fd: int, timeout: float) -> int | None:
+    """Read bwrap's --info-fd JSON (and close fd); return a pidfd for the sandbox's PID 1.
+
+    bwrap exits as soon as it knows the exit status, before that PID 1 has torn
+    down the namespace, and PID 1 runs in a session of its own. Holding a pidfd
+    lets us kill PID 1 (and with it the namespace) without ever hitting a
+    recycled pid.
+    """
+    data = b""
+    try:
+        while select.select([fd], [], [], timeout)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    try:
+        return os.pidfd_open(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, OSError):
+        return None  # bwrap failed early, or PID 1 (so its namespace) is already gone
+
+
+def _kill_namespace(pidfd: int | None, timeout: float = 5.0) -> None:
+    """Kill the sandbox's PID 1 and wait until its pidfd is readable: the kernel only
+    reports PID 1 as exited once every other process in the namespace is gone."""
+    if pidfd is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    select.select([pidfd], [], [], timeout)
+    os.close(pidfd)
 
 
 class _Capped:
@@ -306,28 +362,38 @@ def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits
 def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
         ro_paths: Sequence[Path] = (), env: dict | None = None,
         stdin: bytes | None = None) -> Result:
-    """Run ``command`` sandboxed in ``scratch`` (created, and chowned to nobody if we are root).
+    """Run ``command`` sandboxed in ``scratch`` (created, and chowned to a fresh sandbox uid if we are root).
 
-    Nothing it started survives the call: in the sandbox its PID namespace dies
-    with bwrap; in fallback we kill its process group (a child that called
-    setsid() escapes there - another reason fallback is not safe).
+    Nothing it started survives the call: in the sandbox we kill its PID
+    namespace; in fallback its process group (a child that called setsid()
+    escapes there - one more reason fallback is not safe).
     """
     scratch = Path(scratch).resolve()
     sandboxed = _use_bwrap()
+    info_r = info_w = None
     if sandboxed:
-        _prepare_dir(scratch)
-        argv = _bwrap_argv(command, scratch, ro_paths=ro_paths, env=env, limits=limits)
+        uid = new_sandbox_id()
+        _prepare_dir(scratch, uid)
+        info_r, info_w = os.pipe()
+        argv = _bwrap_argv(command, scratch, ro_paths=ro_paths, env=env, limits=limits,
+                           info_fd=info_w, uid=uid)
         popen_env = _BWRAP_ENV
     else:
         scratch.mkdir(parents=True, exist_ok=True)
         argv, popen_env = list(command), _base_env(scratch, env)
 
-    proc = subprocess.Popen(
-        argv, cwd=scratch, env=popen_env, start_new_session=True, close_fds=True,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=functools.partial(_set_rlimits, limits),
-    )
+    try:
+        proc = subprocess.Popen(
+            argv, cwd=scratch, env=popen_env, start_new_session=True, close_fds=True,
+            pass_fds=() if info_w is None else (info_w,),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=functools.partial(_set_rlimits, limits),
+        )
+    finally:
+        if info_w is not None:
+            os.close(info_w)
+    pidfd = None if info_r is None else _pidfd_from_info(info_r, limits.wall_seconds)
     if stdin is not None:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
 
@@ -355,6 +421,7 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
                 else:
                     sel.unregister(key.fileobj)
 
+    _kill_namespace(pidfd)
     # Kill before reaping: while the leader is unreaped its pgid cannot be reused.
     _kill_group(proc.pid)
     returncode = proc.wait()
@@ -374,9 +441,6 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
 
 # ------------------------------------------------------------------------- kernel
 
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-from traitlets import Instance, List, Unicode  # noqa: E402
-
 
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel runs inside the sandbox, for nbclient and nbgrader.
@@ -385,27 +449,30 @@ class SandboxedKernelManager(AsyncKernelManager):
     sockets (transport "ipc") in a private runtime directory bound into the
     sandbox. The ``cwd`` given to ``start_kernel`` (nbclient passes the
     notebook's directory) becomes the writable scratch dir. Interrupts go as
-    messages because signals to bwrap's process group would kill it, not
-    interrupt the kernel. The whole kernel tree is killed after
-    ``limits.wall_seconds`` (a lifetime limit for the notebook) and on shutdown.
+    messages: a SIGINT to bwrap's process group would kill bwrap, and the
+    kernel sits in a session of its own anyway. The whole sandbox is killed on
+    shutdown and after ``limits.wall_seconds``, a lifetime limit for the kernel.
     """
 
     limits = Instance(Limits, kw={}, help="rlimits and kernel lifetime").tag(config=True)
     scratch_dir = Unicode("", help="writable dir when start_kernel gets no cwd").tag(config=True)
     ro_paths = List(Unicode(), help="extra paths visible read-only").tag(config=True)
+    extra_env = Dict(value_trait=Unicode(), help="extra environment variables").tag(config=True)
 
-    _runtime: Path | None = None
-    _own_scratch: Path | None = None
+    _runtime: Path | None = None  # connection file, sockets, kernel.log
+    _own_scratch: Path | None = None  # a temp cwd we created, removed on cleanup
+    _info_fds: tuple[int, int] | None = None
+    _pidfd: int | None = None
     _watchdog: threading.Timer | None = None
 
     async def _async_pre_start_kernel(self, **kw):
-        self._sandboxed = _use_bwrap()
+        sandboxed = _use_bwrap()
         scratch = kw.get("cwd") or self.scratch_dir
         if not scratch:
             scratch = self._own_scratch = Path(tempfile.mkdtemp(prefix="sandbox-kernel-cwd-"))
         scratch = Path(scratch).resolve()
         kw["cwd"] = str(scratch)
-        if self._runtime is None:  # reused on restart
+        if self._runtime is None:  # kept across restarts, like the connection file
             self._runtime = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))
             self.transport = "ipc"
             self.ip = str(self._runtime / "ipc")  # sockets are <ip>-<port>
@@ -414,56 +481,91 @@ class SandboxedKernelManager(AsyncKernelManager):
 
         kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
 
-        env = {"IPYTHONDIR": "/tmp/.ipython",  # keep profile dirs out of the student's dir
-               "MPLBACKEND": "module://matplotlib_inline.backend_inline"}  # figures in outputs
-        if self._sandboxed:
-            for path in (self._runtime, Path(self.connection_file), scratch):
-                if _drops_privileges():  # the kernel (nobody) binds sockets and reads the key
-                    os.chown(path, SANDBOX_UID, SANDBOX_GID)
+        # HOME in the private /tmp keeps .ipython/.cache/.config out of the student's
+        # directory; the inline backend puts figures into the notebook's outputs.
+        env = {"HOME": "/tmp", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+               **self.extra_env}
+        if sandboxed:
+            self._uid = new_sandbox_id()
+            _prepare_dir(scratch, self._uid)
+            if _drops_privileges():  # the kernel's own uid binds sockets and reads the key
+                os.chown(self._runtime, self._uid, self._uid)
+                os.chown(self.connection_file, self._uid, self._uid)
+            self._info_fds = os.pipe()
             kernel_cmd = _bwrap_argv(kernel_cmd, scratch, ro_paths=self.ro_paths,
-                                     rw_paths=[self._runtime], env=env, limits=self.limits)
-            kw["env"] = dict(_BWRAP_ENV)
+                                     rw_paths=[self._runtime], env=env, limits=self.limits,
+                                     info_fd=self._info_fds[1], uid=self._uid)
+            kw.update(env=dict(_BWRAP_ENV), pass_fds=(self._info_fds[1],))
         else:
-            kw["env"] = _base_env(scratch, {**env, "IPYTHONDIR": str(self._runtime / "ipython")})
-        # The kernel talks over zmq; its raw stdout/stderr only go to a capped log.
+            kw["env"] = _base_env(scratch, {**env, "HOME": str(self._runtime)})
+        # Kernel messages travel over zmq; raw fd 1/2 output only goes to a log
+        # (which RLIMIT_FSIZE caps), never to the grader's terminal.
         self._log_file = open(self._runtime / "kernel.log", "ab")  # noqa: SIM115
         kw.update(stdout=subprocess.DEVNULL, stderr=self._log_file,
                   preexec_fn=functools.partial(_set_rlimits, self.limits))
         return kernel_cmd, kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        await super()._async_launch_kernel(kernel_cmd, **kw)
-        self._log_file.close()  # the child has its own copy
+        try:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            self._log_file.close()  # the child has its own copy
+            if self._info_fds is not None:
+                info_r, info_w = self._info_fds
+                self._info_fds = None
+                os.close(info_w)
+                self._pidfd = _pidfd_from_info(info_r, timeout=30)
         self._watchdog = threading.Timer(self.limits.wall_seconds, self._wall_time_exceeded)
         self._watchdog.daemon = True
         self._watchdog.start()
 
     def _wall_time_exceeded(self) -> None:
         self.log.warning("kernel wall time %s s exceeded: killing it", self.limits.wall_seconds)
-        self._kill_tree()
+        if self._pidfd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        self._kill_launcher()
+
+    def _kill_launcher(self) -> None:
+        """SIGKILL bwrap's (in fallback: the kernel's) process group, if not yet reaped."""
+        proc = getattr(self.provisioner, "process", None)
+        if proc is not None and proc.poll() is None:  # unreaped, so the pgid is still ours
+            _kill_group(proc.pid)
 
     def _kill_tree(self) -> None:
-        proc = getattr(self.provisioner, "process", None)
-        if proc is not None and proc.poll() is None:  # unreaped, so its pgid is still ours
-            _kill_group(proc.pid)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog.join()  # it must not race us for the pidfd
+            self._watchdog = None
+        _kill_namespace(self._pidfd)
+        self._pidfd = None
+        self._kill_launcher()
 
     async def _async_kill_kernel(self, restart: bool = False) -> None:
         self._kill_tree()
         await super()._async_kill_kernel(restart=restart)
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        self._kill_tree()
+        self._kill_tree()  # also after a polite shutdown: the kernel may have left children
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self._runtime is not None:
             with contextlib.suppress(OSError):
-                tail = (self._runtime / "kernel.log").read_bytes()[-2000:]
+                tail = (self._runtime / "kernel.log").read_bytes()[-2000:].decode(errors="replace")
+                # "bwrap:" lines mean the sandbox itself could not be set up (e.g. a missing
+                # ro_path): the only clue to a bare "Kernel died before replying".
+                level = logging.WARNING if "bwrap:" in tail else logging.DEBUG
                 if tail.strip():
-                    self.log.debug("kernel stderr (tail):\n%s", tail.decode(errors="replace"))
+                    self.log.log(level, "sandboxed kernel stderr (tail):\n%s", tail)
             shutil.rmtree(self._runtime, ignore_errors=True)
             self._runtime = None
             if self._own_scratch is not None:
                 shutil.rmtree(self._own_scratch, ignore_errors=True)
                 self._own_scratch = None
+
+    # AsyncKernelManager binds its public names to the base class's functions, so
+    # callers such as nbclient (cleanup_resources after a dead kernel) would skip
+    # the overrides above without these.
+    pre_start_kernel = _async_pre_start_kernel
+    _launch_kernel = _async_launch_kernel
+    _kill_kernel = _async_kill_kernel
+    cleanup_resources = _async_cleanup_resources
