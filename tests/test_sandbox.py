@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import tracemalloc
 from pathlib import Path
