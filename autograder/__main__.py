@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 
 def table(entries: list) -> str:
@@ -32,11 +33,14 @@ def main(argv=None) -> int:
     course = sub.add_parser("course-autograde", help="run nbgrader autograde on every submitted/ student, "
                                                     "with a progress bar (the repository is the course)")
     course.add_argument("assignment", nargs="?", default="07_optimizers")
+    course.add_argument("--jobs", type=int, default=1, help="concurrent graders (needs a database server)")
+    course.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to grade on")
+    course.add_argument("--course", type=Path, default=None, help="course root (default: this repository)")
     args = parser.parse_args(argv)
     if args.command == "course-autograde":
-        from .grade import autograde_course
+        from .grade import ROOT, autograde_course
 
-        return autograde_course(args.assignment)
+        return autograde_course(args.assignment, args.course or ROOT, args.jobs, args.scheduler)
 
     from .grade import grade_many
     from .hidden import sandbox_mode

@@ -191,8 +191,21 @@ def _safe(fn, path, *args) -> dict:
         return empty_entry(path, f"grader error: {type(err).__name__}: {_one_line(err)}")
 
 
-def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT) -> int:
-    """``nbgrader autograde`` student by student on the repository course, with a progress bar."""
+def _autograde_student(root: str, assignment: str, student: str) -> tuple:
+    """(student, None) or (student, why nbgrader could not grade it). Runs in a worker."""
+    with _quiet():
+        result = _api(Path(root)).autograde(assignment, student, force=True, create=True)
+    return student, None if result["success"] else _one_line(result.get("error") or result.get("log", ""))
+
+
+def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT, jobs: int = 1,
+                     scheduler: str | None = None) -> int:
+    """``nbgrader autograde`` student by student on a course, with a progress bar.
+
+    With ``jobs > 1`` (or a Dask scheduler) students are graded concurrently into the
+    same gradebook, which needs a database server (``AUTOGRADER_DB_URL``); SQLite
+    gets one worker.
+    """
     from tqdm import tqdm
 
     students = sorted(p.parent.parent.name for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb"))
@@ -200,14 +213,26 @@ def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT) -> int:
         print(f"no submissions: expected submitted/<student>/{assignment}/{NOTEBOOK}.ipynb "
               "(`make sample-class` writes a sample class)", file=sys.stderr)
         return 1
-    api = _api(root)
-    failed = []
-    for student in tqdm(students, unit="student", desc="nbgrader autograde", file=sys.stderr):
-        with _quiet():
-            result = api.autograde(assignment, student, force=True, create=True)
-        if not result["success"]:
-            failed.append(f"{student}: {_one_line(result.get('error') or result.get('log', ''))}")
+    db_url = _api(root).coursedir.db_url
+    if (jobs > 1 or scheduler) and db_url.startswith("sqlite"):
+        print("SQLite cannot take concurrent graders: grading with one worker "
+              "(set AUTOGRADER_DB_URL to a PostgreSQL URL for more)", file=sys.stderr)
+        jobs, scheduler = 1, None
+    bar = tqdm(total=len(students), unit="student", desc="nbgrader autograde", file=sys.stderr)
+    if jobs <= 1 and not scheduler:
+        outcomes = []
+        for student in students:
+            outcomes.append(_autograde_student(str(root), assignment, student))
+            bar.update()
+    else:
+        with _executor(jobs, scheduler) as pool:
+            futures = [pool.submit(_autograde_student, str(root), assignment, s) for s in students]
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update())
+            outcomes = [f.result() for f in futures]
+    bar.close()
+    failed = [f"{student}: {why}" for student, why in outcomes if why]
     for line in failed:
         print(f"not graded: {line}", file=sys.stderr)
-    print(f"graded {len(students) - len(failed)} of {len(students)} submissions into {api.coursedir.db_url}")
+    print(f"graded {len(students) - len(failed)} of {len(students)} submissions into {db_url}")
     return 0

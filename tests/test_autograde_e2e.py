@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def tree_digest(*paths) -> str:
     digest = hashlib.sha256()
     for base in paths:
-        for path in sorted(Path(base).rglob("*")) if Path(base).is_dir() else [Path(base)]:
+        for path in sorted(Path(base).rglob("*")) if Path(base).is_dir() else [Path(base)] * Path(base).exists():
             if path.is_file() and "__pycache__" not in path.parts:
                 digest.update(str(path).encode() + path.read_bytes())
     return digest.hexdigest()
@@ -70,7 +70,8 @@ def graded(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "autograder.sample_class", str(course)], cwd=ROOT, check=True)
     expected = json.loads((course / "expected.json").read_text())
     paths = sorted((course / "submitted").glob("*/07_optimizers/optimizers.ipynb"))
-    protected = [ROOT / "autograder", ROOT / "source", ROOT / "tinytorch", ROOT / "src"]
+    # What the attacks aim at: instructor notebooks, the reference build and data, the gradebook.
+    protected = [ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db"]
     before = tree_digest(*protected)
     listener = Listener(NETWORK_PORT)
     try:
@@ -140,7 +141,7 @@ def test_broken_files_get_a_clear_error_and_the_batch_goes_on(graded):
 
 def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
     assert graded["connections"] == 0
-    assert graded["unchanged"], "grading changed files under autograder/, source/, tinytorch/ or src/"
+    assert graded["unchanged"], "grading changed source/, tinytorch/, autograder/reference/ or gradebook.db"
     assert not (ROOT / "autograder" / "PWNED").exists()
     leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
                  if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "617"]]
