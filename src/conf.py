@@ -60,7 +60,7 @@ html_theme_options = {
 
 # Local copies of the browser libraries (see tools/book.py): no CDN at view time.
 mermaid_use_local = book.MERMAID_JS
-mathjax_path = "https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"
+mathjax_path = book.MATHJAX_JS
 
 
 def _vendor_assets(app):

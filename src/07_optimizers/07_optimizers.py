@@ -46,6 +46,7 @@
 #| export
 import math
 import os
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence
 
@@ -759,9 +760,7 @@ assert_component("AdamW", globals())
 # coordinate by its own gradient size.
 
 # %%
-import os
 import time
-import tracemalloc
 
 import matplotlib.pyplot as plt
 

@@ -3,6 +3,7 @@
 
 import math
 import os
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from typing import List, Optional, Sequence
 
