@@ -75,7 +75,7 @@ book: env
 	$(PY) -m tools.book
 
 student-dist: env
-	$(PY) -m tools.student_dist $(DEST)
+	$(PY) -m tools.student_dist $(DEST) $(if $(FORCE),--force)
 
 bench: env
 	$(PY) -m bench

@@ -1029,6 +1029,8 @@ plt.show()
 # still raises `NotImplementedError`.
 
 # %%
-if not GRADING:
+import os
+
+if not os.environ.get("NBGRADER_EXECUTION"):        # graders never write packages
     from tinytorch.export import export_student_notebook
     print(export_student_notebook("optimizers.ipynb"))
