@@ -4,6 +4,8 @@ Runs ``python -m autograder grade --json --jobs 2`` (nbgrader's own autograde in
 courses) with the sandbox required, and checks that no attack had an effect.
 """
 import hashlib
+import html as html_lib
+import re
 import json
 import os
 import socket
@@ -157,8 +159,10 @@ def test_feedback_shows_verdicts_but_no_hidden_tests(graded):
         assert source_secret not in html and "BEGIN HIDDEN TESTS" not in html
         assert "Hidden checks for SGD" in html
     nesterov = next(p for p in feedback if p.name.startswith("bug-nesterov"))
-    html = nesterov.read_text()
-    assert "nesterov" in html and "class SGD" in html     # the verdict, the diagnosis and the student's code
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", nesterov.read_text()))   # code is syntax-highlighted
+    assert "class SGD(Optimizer)" in text                 # the student's code
+    assert "Hidden checks for SGD: 13 / 30" in text
+    assert "nesterov" in text and "First difference at" in text   # the verdict, its diagnosis and where
 
 
 def test_parallel_grading_gives_the_same_results_as_serial(graded):

@@ -1,0 +1,139 @@
+"""Grading throughput: the hardened grader (serial, --jobs 2) next to stock nbgrader on the same notebooks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+# Stock nbgrader cannot survive the hostile cases (os._exit, endless loops) or grade the broken
+# files, so throughput is compared on the submissions both can grade.
+COMPARABLE = ("correct-", "bug-")
+
+
+class PeakMemory:
+    """Samples the process tree under ``pid``: peak RSS per grading worker and per kernel/probe."""
+
+    def __init__(self, pid: int):
+        self.root, self.workers, self.sandboxed, self.running = pid, 0, 0, True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        while self.running:
+            try:
+                for proc in psutil.Process(self.root).children(recursive=True):
+                    rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline())
+                    if "ipykernel" in cmd or "probe.py" in cmd:
+                        self.sandboxed = max(self.sandboxed, rss)
+                    elif "python" in cmd:
+                        self.workers = max(self.workers, rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+
+
+def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    memory = PeakMemory(proc.pid)
+    out, err = proc.communicate()
+    memory.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
+    return time.perf_counter() - start, memory, out
+
+
+def sample_class(dest: Path) -> list:
+    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(dest)], cwd=ROOT, check=True,
+                   capture_output=True)
+    return sorted(p for p in (dest / "submitted").glob("*/07_optimizers/optimizers.ipynb")
+                  if p.parts[-3].startswith(COMPARABLE))
+
+
+def hardened(paths: list, jobs: int) -> dict:
+    env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
+    seconds, memory, out = _timed([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json",
+                                   "--no-progress", "--jobs", str(jobs)], ROOT, env)
+    return {"seconds": seconds, "per_notebook": seconds / len(paths), "worker_rss": memory.workers,
+            "sandboxed_rss": memory.sandboxed, "scores": [e["score"] for e in json.loads(out)]}
+
+
+def stock(paths: list) -> dict:
+    """Plain nbgrader 0.9.6, default pipeline, one `nbgrader autograde` over all students."""
+    with tempfile.TemporaryDirectory(prefix="stock-course-") as tmp:
+        course = Path(tmp)
+        (course / "source/07_optimizers").mkdir(parents=True)
+        shutil.copy(ROOT / "source/07_optimizers/optimizers.ipynb", course / "source/07_optimizers/")
+        (course / "nbgrader_config.py").write_text(
+            "c = get_config()\nc.CourseDirectory.root = %r\nc.ClearHiddenTests.enforce_metadata = False\n" % str(course))
+        for path in paths:
+            dest = course / "submitted" / path.parts[-3] / "07_optimizers"
+            dest.mkdir(parents=True)
+            shutil.copy(path, dest / "optimizers.ipynb")
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        nbgrader = [sys.executable, "-m", "nbgrader"]
+        subprocess.run([*nbgrader, "generate_assignment", "07_optimizers", "--force"], cwd=course, env=env,
+                       check=True, capture_output=True)
+        seconds, memory, _ = _timed([*nbgrader, "autograde", "07_optimizers", "--force"], course, env)
+    return {"seconds": seconds, "per_notebook": seconds / len(paths), "worker_rss": memory.workers,
+            "sandboxed_rss": memory.sandboxed}
+
+
+def breakdown(path: Path) -> dict:
+    """Where one hardened grading's time goes, measured piece by piece in this process."""
+    import nbformat
+    from jupyter_client.manager import KernelManager
+
+    from autograder import grade, hidden, sandbox
+
+    parts = {}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        grade.make_template(Path(tmp) / "t")
+    parts["course set-up (once per batch)"] = time.perf_counter() - start
+    source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    hidden.run_hidden_checks(source, nb)
+    parts["hidden checks (4 sandboxed probes)"] = time.perf_counter() - start
+    for label, cls in (("kernel start, plain", KernelManager), ("kernel start, sandboxed", None)):
+        if cls is None:
+            import asyncio
+
+            async def start_stop():
+                km = sandbox.SandboxedKernelManager(kernel_name="python3")
+                t0 = time.perf_counter()
+                await km.start_kernel(cwd=tempfile.mkdtemp())
+                client = km.client()
+                client.start_channels()
+                await client.wait_for_ready(timeout=60)
+                elapsed = time.perf_counter() - t0
+                client.stop_channels()
+                await km.shutdown_kernel(now=True)
+                return elapsed
+
+            parts[label] = asyncio.run(start_stop())
+        else:
+            km = cls(kernel_name="python3")
+            t0 = time.perf_counter()
+            km.start_kernel()
+            client = km.client()
+            client.start_channels()
+            client.wait_for_ready(timeout=60)
+            parts[label] = time.perf_counter() - t0
+            client.stop_channels()
+            km.shutdown_kernel(now=True)
+    return parts
