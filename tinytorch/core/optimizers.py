@@ -51,9 +51,10 @@ def check_hyperparameters(lr=None, momentum=None, betas=None, eps=None, weight_d
 
 
 # A block of every array one step touches (weights, gradient, two moments, a
-# temporary) fits in a core's L2 cache together, so each element is loaded from
-# memory once per step instead of once per NumPy operation.
-BLOCK = 1 << 15
+# temporary) stays in a core's cache together, so each element comes from
+# memory once per step instead of once per NumPy operation. 2**17 floats per
+# array measured fastest on the course machine (2 MB of L2 per core).
+BLOCK = 1 << 17
 WORKERS = os.cpu_count() or 1
 _pool = None
 
