@@ -4,7 +4,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-NBGRADER := $(VENV)/bin/nbgrader --config autograder/nbgrader_config.py
+# nbgrader finds autograder/nbgrader_config.py through the Jupyter config path.
+NBGRADER := JUPYTER_CONFIG_PATH=$(CURDIR)/autograder $(VENV)/bin/nbgrader
 ASSIGNMENT := 07_optimizers
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEST ?= ../optimizers-07-student

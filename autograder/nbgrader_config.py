@@ -4,8 +4,8 @@ source/07_optimizers/   instructor notebook (generated from src/)
 modules/07_optimizers/  student notebook: nbgrader's release directory
 submitted/<student>/07_optimizers/, autograded/, feedback/: nbgrader's usual folders
 
-Run nbgrader from the repository root with ``--config autograder/nbgrader_config.py``
-(the Makefile does). The autograde pipeline is replaced by the hardened one in
+Point nbgrader here with ``JUPYTER_CONFIG_PATH=autograder`` (the Makefile does);
+``AUTOGRADER_COURSE_ROOT`` moves the course elsewhere. The autograde pipeline is replaced by the hardened one in
 autograder/preprocessors.py, so plain ``nbgrader autograde`` runs student code
 in the sandbox and scores from the hidden checks.
 """

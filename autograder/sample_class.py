@@ -19,6 +19,7 @@ from .checks import COMPONENTS, judge_component
 from .misconceptions import VARIANTS, apply
 from .reference import load, run_module
 from .submission import grade_id
+from tinytorch.export import without_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
@@ -215,8 +216,7 @@ def fill(student_nb, source_nb, edits: dict):
     for cell in nb.cells:
         gid = grade_id(cell)
         if gid and cell.metadata["nbgrader"].get("solution"):
-            code = "\n".join(line for line in reference[gid].splitlines()
-                             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+            code = without_markers(reference[gid])
             cell.source = edits[gid](code) if gid in edits else code
     return nb
 

@@ -30,15 +30,14 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import nbformat
 import pytest
+from support import solution_source, free_port
 
 from tools import student_dist
 
@@ -55,19 +54,8 @@ SECOND = 1000  # Playwright counts milliseconds
 
 
 # ----------------------------------------------------------------------------- helpers
-def solution_source(grade_id: str) -> str:
-    """The instructor's cell for an exercise, without nbgrader's marker lines: what a student writes."""
-    for cell in nbformat.read(INSTRUCTOR_NB, as_version=4).cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return "\n".join(line for line in cell.source.splitlines()
-                             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-    raise KeyError(grade_id)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def lab_env(venv: Path, home: Path) -> dict:

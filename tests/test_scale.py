@@ -2,13 +2,14 @@
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
@@ -17,10 +18,6 @@ SUBSET = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-coupl
           "hostile-raised-points")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,14 +33,15 @@ def postgres(tmp_path_factory):
     """A throwaway PostgreSQL server from Debian's package, on loopback only."""
     if PG_BIN is None:
         pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
-    data = tmp_path_factory.mktemp("pgdata")
-    sockets = tmp_path_factory.mktemp("pgsock")
+    # Outside pytest's 0700 temp root: the server runs as the postgres user, who must reach it.
+    base = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
+    base.chmod(0o755)
+    data, sockets = base / "data", base / "sock"
+    sockets.mkdir()
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
-        shutil.chown(data, "postgres")
+        shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
-        data.parent.chmod(0o755)
-        sockets.parent.chmod(0o755)
     port = free_port()
     subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "grader"],
                    check=True, capture_output=True)
@@ -52,10 +50,11 @@ def postgres(tmp_path_factory):
     try:
         subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook"],
                        check=True, capture_output=True)
-        yield f"postgresql://grader@127.0.0.1:{port}/gradebook"
+        yield f"postgresql+psycopg2://grader@127.0.0.1:{port}/gradebook"
     finally:
         subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_sample_class_into_postgresql_with_two_workers(sample, postgres, tmp_path):
@@ -68,9 +67,9 @@ def test_sample_class_into_postgresql_with_two_workers(sample, postgres, tmp_pat
     shutil.copytree(source / "submitted", course / "submitted")
     env = {**os.environ, "AUTOGRADER_DB_URL": postgres, "AUTOGRADER_COURSE_ROOT": str(course),
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "AUTOGRADER_SANDBOX": "required"}
-    config = str(ROOT / "autograder/nbgrader_config.py")
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "07_optimizers", "--force",
-                    "--config", config], cwd=course, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "07_optimizers", "--force"],
+                   cwd=course, env={**env, "JUPYTER_CONFIG_PATH": str(ROOT / "autograder")}, check=True,
+                   capture_output=True)
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "autograder", "course-autograde", "--course", str(course),
                           "--jobs", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)

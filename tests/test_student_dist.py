@@ -49,6 +49,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support import solution_source
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -247,13 +248,6 @@ def dist_copy(dist, tmp_path) -> Path:
     return copy
 
 
-def solution_source(grade_id: str) -> str:
-    """What a student would type: the instructor's cell, without nbgrader's marker lines."""
-    for cell in nbformat.read(INSTRUCTOR_NB, as_version=4).cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return "\n".join(line for line in cell.source.splitlines()
-                             if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
-    raise KeyError(grade_id)
 
 
 def fill_in(notebook: Path, grade_ids, extra: str = "") -> None:

@@ -61,10 +61,14 @@ def export_cells(nb) -> list:
             if c.cell_type == "code" and _lines(c) and _lines(c)[0].strip() == EXPORT]
 
 
+def without_markers(source: str) -> str:
+    """Source without nbgrader's solution marker lines: what a finished exercise looks like."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in SOLUTION_MARKERS)
+
+
 def cell_code(cell) -> str:
     """A cell's code without the export directive and the solution markers."""
-    kept = [line for line in _lines(cell)[1:] if line.strip() not in SOLUTION_MARKERS]
-    return "\n".join(kept).strip("\n")
+    return without_markers("\n".join(_lines(cell)[1:])).strip("\n")
 
 
 def unfinished(cells) -> list:

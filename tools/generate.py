@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from tinytorch.export import export_cells, generated_header, module_text, package_path, read_notebook, target_module
+from tinytorch.export import generated_header, module_text, package_path, read_notebook, target_module
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "07_optimizers"
