@@ -23,3 +23,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Run in a student's environment: imports *their* SGD, takes the worked numbers' two steps and
+# prints where the class came from, its marker and the result (0.855 when correct).
+STUDENT_SGD_CHECK = ("import numpy as np\n"
+                     "import tinytorch.core.optimizers as module\n"
+                     "from tinytorch.core.optimizers import SGD\n"
+                     "from tinytorch.core.tensor import Tensor\n"
+                     "p = Tensor([1.0], requires_grad=True)\n"
+                     "opt = SGD([p], lr=0.1, momentum=0.9)\n"
+                     "for _ in range(2):\n"
+                     "    p.grad = np.array([0.5], np.float32)\n"
+                     "    opt.step()\n"
+                     "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n")

@@ -37,7 +37,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import solution_source, free_port
+from support import STUDENT_SGD_CHECK, solution_source, free_port
 
 from tools import student_dist
 
@@ -342,16 +342,7 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
     # A fresh Python of the Binder venv, outside the repository, imports the student's own class.
     exported = (dist / "tinytorch" / "core" / "optimizers.py").read_text()
     assert exported.startswith("# Exported from your notebook optimizers.ipynb")
-    check = ("import numpy as np\n"
-             "import tinytorch.core.optimizers as module\n"
-             "from tinytorch.core.optimizers import SGD\n"
-             "from tinytorch.core.tensor import Tensor\n"
-             "p = Tensor([1.0], requires_grad=True)\n"
-             "opt = SGD([p], lr=0.1, momentum=0.9)\n"
-             "for _ in range(2):\n"
-             "    p.grad = np.array([0.5], np.float32)\n"
-             "    opt.step()\n"
-             "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n")
+    check = STUDENT_SGD_CHECK
     outside = work / "elsewhere"
     outside.mkdir(exist_ok=True)
     result = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=outside, env=env,

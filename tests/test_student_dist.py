@@ -49,7 +49,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from support import solution_source
+from support import STUDENT_SGD_CHECK, solution_source
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -504,16 +504,7 @@ def test_student_export_in_the_dist(dist_copy):
     exported = target.read_text()
     assert exported.startswith("# Exported from your notebook optimizers.ipynb")
     assert f'SGD.written_by = "{mark}"' in exported
-    check = ("import numpy as np\n"
-             "from tinytorch.core.tensor import Tensor\n"
-             "from tinytorch.core.optimizers import SGD, Adam, AdamW\n"
-             "import tinytorch.core.optimizers as module\n"
-             "p = Tensor([1.0], requires_grad=True)\n"
-             "opt = SGD([p], lr=0.1, momentum=0.9)\n"
-             "for _ in range(2):\n"
-             "    p.grad = np.array([0.5], np.float32)\n"
-             "    opt.step()\n"
-             "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n")
+    check = STUDENT_SGD_CHECK
     result = run_python(check, dist)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(target), mark, "0.855"]
