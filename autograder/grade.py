@@ -11,13 +11,14 @@ import shutil
 import sys
 import tempfile
 from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
 
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
-from .submission import NotANotebook, component_cells, read_submission
+from .submission import NotANotebook, component_cells, grade_points, read_submission
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
@@ -61,10 +62,11 @@ def student_id(path: Path, index: int) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)[:60] or 'student'}-{index}"
 
 
+@lru_cache(maxsize=1)
 def max_scores() -> dict:
+    """{component: maximum score}, from the source notebook (read once per process)."""
     source = nbformat.read(SOURCE, as_version=4)
-    points = {c.metadata["nbgrader"]["grade_id"]: float(c.metadata["nbgrader"]["points"])
-              for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    points = grade_points(source)
     return {component: points[gid] for gid, component in component_cells(source).items()}
 
 

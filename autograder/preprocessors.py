@@ -26,7 +26,7 @@ from traitlets import Float, Integer, Unicode
 from . import sandbox
 from .checks import COMPONENTS
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
-from .submission import component_cells, grade_id
+from .submission import component_cells, grade_id, grade_points
 
 RESULTS_KEY = "autograder"          # notebook metadata key holding the per-check results
 
@@ -156,8 +156,7 @@ class HiddenChecks(NbGraderPreprocessor):
         info = resources["nbgrader"]
         path = Path(self.source_notebook.format(assignment=info["assignment"], notebook=info["notebook"]))
         source = nbformat.read(path, as_version=4)
-        points = {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source.cells
-                  if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+        points = grade_points(source)
         cells = component_cells(source)
         components = [c for c in COMPONENTS if c in cells.values()]
         results = run_hidden_checks(source, nb, components)

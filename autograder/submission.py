@@ -61,6 +61,12 @@ def component_cells(source_nb) -> dict:
     return mapping
 
 
+def grade_points(source_nb) -> dict:
+    """{grade cell id: its points} from the source notebook: the maximum scores, whatever a submission says."""
+    return {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source_nb.cells
+            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+
+
 def graded_code(source_nb, student_nb) -> list:
     """[(name, code)] for the probe: the source's given export cells, the student's solution cells.
 

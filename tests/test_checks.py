@@ -8,7 +8,7 @@ import pytest
 
 from autograder import checks, reference
 from autograder.misconceptions import SLUGS, VARIANTS, apply
-from autograder.submission import component_cells
+from autograder.submission import component_cells, grade_points
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
@@ -32,8 +32,7 @@ def test_points_add_up_to_100_and_agree_with_the_source_notebook():
     assert sum(c.points for c in checks.catalog()) == 100
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
     cells = component_cells(source)
-    points = {cells[c.metadata.nbgrader.grade_id]: c.metadata.nbgrader.points
-              for c in source.cells if c.metadata.get("nbgrader", {}).get("grade")}
+    points = {cells[gid]: value for gid, value in grade_points(source).items()}
     assert points == {comp: sum(c.points for c in checks.checks_for(comp)) for comp in checks.COMPONENTS}
 
 
