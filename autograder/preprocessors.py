@@ -77,7 +77,7 @@ class SandboxedExecute(Execute):
                 shutil.copy2(item, scratch / item.name)
         resources.setdefault("metadata", {})["path"] = str(scratch)
         runtime = runtime_dir()
-        self.kernel_manager_class = sandbox.SandboxedKernelManager
+        self.kernel_manager_class = sandbox.SandboxedKernelManager   # no config may swap in a plain kernel
         limits = sandbox.Limits(memory_bytes=self.memory_bytes, cpu_seconds=int(self.total_seconds),
                                 wall_seconds=self.total_seconds + 30, processes=64)
         self._km_config = dict(limits=limits, ro_paths=[str(runtime)],

@@ -25,8 +25,7 @@ NONE = "<None>"
 class Recorder:
     """Ordered observations: label -> ndarray (float64 values, or a unicode string)."""
 
-    def __init__(self, check_id: str):
-        self.check_id = check_id
+    def __init__(self):
         self.items: list = []
 
     def value(self, label: str, value) -> None:
@@ -279,9 +278,9 @@ def observe(ns: dict, checks: list) -> dict:
     """Run every check's scenarios; return {check_id: [(label, ndarray), ...]}."""
     results = {}
     for check in checks:
-        rec = Recorder(check["id"])
+        rec = Recorder()
         for n, scenario in enumerate(check["scenarios"]):
-            sub = Recorder(check["id"])
+            sub = Recorder()
             try:
                 KINDS[scenario["kind"]](ns, scenario, sub)
             except BaseException as err:
