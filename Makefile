@@ -46,8 +46,9 @@ sample-class: env
 	rm -rf submitted
 	$(PY) -m autograder.sample_class .
 
+# Without bubblewrap: only the sample notebooks that are not attacks, unsandboxed and announced.
 demo: generate reference run-notebook sample-class
-	$(PY) -m autograder grade submitted/*/$(ASSIGNMENT)/optimizers.ipynb --jobs $(JOBS)
+	$(PY) -m autograder.demo --jobs $(JOBS)
 
 test: env
 	$(PY) -m pytest -q

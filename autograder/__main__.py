@@ -37,18 +37,20 @@ def main(argv=None) -> int:
     course.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to grade on")
     course.add_argument("--course", type=Path, default=None, help="course root (default: this repository)")
     args = parser.parse_args(argv)
+    from . import sandbox
+
+    try:  # before any student code runs: no sandbox, no grading (unless AUTOGRADER_SANDBOX=off)
+        sandbox.check()
+    except sandbox.SandboxUnavailable as err:
+        print(f"python -m autograder {args.command}: {err}", file=sys.stderr)
+        return 1
     if args.command == "course-autograde":
         from .grade import ROOT, autograde_course
 
         return autograde_course(args.assignment, args.course or ROOT, args.jobs, args.scheduler)
 
     from .grade import grade_many
-    from .hidden import sandbox_mode
 
-    mode = sandbox_mode()
-    if mode != "bubblewrap":
-        print(f"WARNING: sandbox is '{mode}': student code can read and write this machine's files.",
-              file=sys.stderr)
     entries = grade_many(args.notebooks, jobs=max(args.jobs, 1), feedback_dir=args.feedback_dir,
                          scheduler=args.scheduler, progress=not args.no_progress)
     print(json.dumps(entries, indent=1) if args.json else table(entries))

@@ -70,6 +70,8 @@ class SandboxedExecute(Execute):
         self.interrupt_on_timeout = False       # an interrupt-proof loop must not stall us
 
     def preprocess(self, nb, resources=None, km=None):
+        # Fail closed before the kernel starts: nbgrader records this notebook as failed.
+        sandbox.check(announce=self.log.warning)
         scratch = Path(tempfile.mkdtemp(prefix="autograde-kernel-"))
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
         for item in source_dir.iterdir() if source_dir.is_dir() else ():

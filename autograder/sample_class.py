@@ -4,6 +4,8 @@
 for every case below and ``DEST/expected.json`` with each case's expected component scores
 and diagnoses. Cases: correct alternatives, one per catalogued misconception, hostile code
 (each attack would visibly change the score if it worked) and files that are not notebooks.
+Each entry of ``expected.json`` says whether it is an ``attack``: those may only be graded
+in the sandbox (``make demo`` leaves them out when bubblewrap is missing).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 STUDENT = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
 SOURCE = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 CELL = {"Optimizer": "optimizer", "SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}
+ATTACK_PREFIX = "hostile-"    # every case named so is an attack on the grader
 NETWORK_PORT = 47807        # the end-to-end test listens here; a connection means the sandbox leaked
 
 # -- snippets: edits of the reference cells -----------------------------------------------------
@@ -253,14 +256,20 @@ def write(dest: Path, root: Path = ROOT) -> dict:
         judged = expected_scores(nb if twin is None else fill(student, source, twin), source)
         for component, score in fixed.items():
             judged[component] = {"score": score, "diagnoses": []}
-        expected[name] = {"components": judged, "error": False}
+        expected[name] = {"components": judged, "error": False, "attack": is_attack(name)}
     expected.update(_structure_attacks(dest, student, source))
     for name, raw in BROKEN.items():
         _path(dest, name).parent.mkdir(parents=True, exist_ok=True)
         _path(dest, name).write_bytes(raw)
-        expected[name] = {"components": {c: {"score": 0.0, "diagnoses": []} for c in COMPONENTS}, "error": True}
+        expected[name] = {"components": {c: {"score": 0.0, "diagnoses": []} for c in COMPONENTS}, "error": True,
+                          "attack": is_attack(name)}
     (dest / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     return expected
+
+
+def is_attack(name: str) -> bool:
+    """Hostile code or structure: only ever graded inside the sandbox."""
+    return name.startswith(ATTACK_PREFIX)
 
 
 def _path(dest: Path, name: str) -> Path:
@@ -289,7 +298,7 @@ def _structure_attacks(dest: Path, student, source) -> dict:
     for name, nb in (("hostile-raised-points", raised), ("hostile-changed-grade-ids", renamed),
                      ("hostile-deleted-test-cell", deleted)):
         _save(dest, name, nb)
-        out[name] = {"components": judged, "error": False}
+        out[name] = {"components": judged, "error": False, "attack": is_attack(name)}
     return out
 
 

@@ -12,9 +12,11 @@ to read /root/.pyenv, which is 0700) and the student command is started through
 ``setpriv`` as its own unprivileged uid/gid, so RLIMIT_NPROC applies per sandbox and the
 student owns nothing outside the scratch directory.
 
-``AUTOGRADER_SANDBOX`` selects the mode: unset/``auto`` (bwrap if it works,
-else a loud warning and rlimits only), ``off`` (always fall back, for tests)
-or ``required`` (raise :class:`SandboxUnavailable` if bwrap does not work).
+Fail closed: ``AUTOGRADER_SANDBOX`` unset, ``auto`` or ``required`` all demand a
+working bwrap, and :func:`check` (called by every entry point before any student
+code runs) raises :class:`SandboxUnavailable` with the probe's own failure and the
+fixes. ``off`` is the only way to run student code unsandboxed (rlimits only), and
+:func:`check` announces it on stderr every time.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -43,7 +44,6 @@ from typing import Sequence
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Dict, Instance, List, Unicode
 
-log = logging.getLogger(__name__)
 
 #: As root, each sandbox runs as its own unprivileged uid/gid from this range
 #: (no passwd entry needed), so RLIMIT_NPROC, which counts per uid, caps every
@@ -59,10 +59,10 @@ def new_sandbox_id() -> int:
         n = next(_ids)
     return SANDBOX_ID_BASE + (os.getpid() % 4096) * 64 + n % 64
 
-FALLBACK_WARNING = (
-    "bubblewrap not available: student code runs WITHOUT filesystem/network isolation, "
-    "only resource limits"
-)
+MODES = ("auto", "required", "off")
+OFF_WARNING = ("WARNING: AUTOGRADER_SANDBOX=off: student code runs WITHOUT the bubblewrap sandbox "
+               "(no filesystem or network isolation, only resource limits); it can read and write "
+               "this machine's files.")
 
 # Read-only system files: the dynamic loader cache, time zone, user names (getpass
 # fails without a passwd entry), /etc/alternatives (targets of many /usr/bin
@@ -72,7 +72,7 @@ _ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd"
 
 
 class SandboxUnavailable(RuntimeError):
-    """AUTOGRADER_SANDBOX=required but bubblewrap does not work here."""
+    """Student code may not run: bubblewrap does not work here and AUTOGRADER_SANDBOX is not ``off``."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Result:
     timed_out: bool
     killed_reason: str | None  # "wall time 5.0 s exceeded", "cpu time", "memory", ...
     truncated: bool  # some stdout/stderr was discarded
-    sandboxed: bool  # False in fallback mode (rlimits only)
+    sandboxed: bool  # False only with AUTOGRADER_SANDBOX=off (rlimits only)
 
 
 # --------------------------------------------------------------------------- mode
@@ -112,7 +112,7 @@ def _probe() -> str | None:
         return "setpriv (util-linux) not found; needed to drop root inside the sandbox"
     with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
         _prepare_dir(Path(tmp))
-        argv = _bwrap_argv([sys.executable, "-c", "pass"], Path(tmp))
+        argv = _bwrap_argv([sys.executable, "-c", "import numpy"], Path(tmp))
         try:
             proc = subprocess.run(argv, capture_output=True, timeout=30, env=_BWRAP_ENV)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -127,24 +127,49 @@ def bwrap_available() -> bool:
     return _probe() is None
 
 
-_fallback_warned = False
+def unavailable_reason() -> str | None:
+    """Why bwrap cannot run Python here (the probe's own words), or None if it can."""
+    return _probe()
+
+
+def mode() -> str:
+    """``AUTOGRADER_SANDBOX`` (read each time): "off", or "required" for unset/auto/required."""
+    value = os.environ.get("AUTOGRADER_SANDBOX", "").strip().lower() or "auto"
+    if value not in MODES:
+        raise SandboxUnavailable(f"AUTOGRADER_SANDBOX={value!r} is not one of {', '.join(MODES)}: "
+                                 "refusing to grade (unset it to use the bubblewrap sandbox)")
+    return "off" if value == "off" else "required"
+
+
+def refusal(problem: str) -> str:
+    """The one message every entry point prints when it will not run student code."""
+    return (f"refusing to grade: the bubblewrap sandbox does not work here ({problem.strip()}). "
+            "No student code was run. Fix one of: install bubblewrap (apt-get install bubblewrap); "
+            f"fix the path so that `bwrap`{' and `setpriv`' if _drops_privileges() else ''} are found "
+            f"and can run {sys.executable}; or set AUTOGRADER_SANDBOX=off to grade WITHOUT isolation, "
+            "knowingly accepting that student code can read and write this machine's files.")
 
 
 def _use_bwrap() -> bool:
-    """Decide the mode for one run (reads AUTOGRADER_SANDBOX each time, probes once)."""
-    mode = os.environ.get("AUTOGRADER_SANDBOX", "auto").strip().lower()
-    if mode != "off":
-        problem = _probe()
-        if problem is None:
-            return True
-        if mode == "required":
-            raise SandboxUnavailable(f"AUTOGRADER_SANDBOX=required but {problem}")
-        log.debug("sandbox probe: %s", problem)
-    global _fallback_warned
-    if not _fallback_warned:
-        _fallback_warned = True
-        warnings.warn(FALLBACK_WARNING, RuntimeWarning, stacklevel=3)
-        log.warning(FALLBACK_WARNING)
+    """True: sandbox this run. False only for AUTOGRADER_SANDBOX=off. Never falls back silently."""
+    if mode() == "off":
+        return False
+    problem = _probe()
+    if problem is not None:
+        raise SandboxUnavailable(refusal(problem))
+    return True
+
+
+def check(announce=None) -> bool:
+    """Call before any student code runs: True if sandboxed; False for ``off``, after announcing it.
+
+    Raises :class:`SandboxUnavailable` (its message says why and how to fix it)
+    when the sandbox is required but does not work. ``announce`` writes the
+    ``off`` warning (default: a line on stderr).
+    """
+    if _use_bwrap():
+        return True
+    (announce or (lambda text: print(text, file=sys.stderr, flush=True)))(OFF_WARNING)
     return False
 
 
@@ -219,14 +244,22 @@ def _bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Pat
         argv += ["--perms", "1777", "--size", str(limits.file_bytes), "--tmpfs", tmp]
         made.add(Path(tmp))
 
-    binds = {Path(p).resolve(): "--ro-bind"
-             for p in (sys.base_prefix, sys.prefix, *ro_paths)}
-    binds.update({Path(p).resolve(): "--bind" for p in (*rw_paths, scratch)})
+    # {path inside: (bind option, host source)}. A path reached through a symlink (a venv
+    # at /tmp/v -> /work/.venv, sys.executable /tmp/v/bin/python) is bound at both its
+    # resolved and its literal location, so commands and files name either one.
+    binds: dict[Path, tuple[str, Path]] = {}
+    for option, paths in (("--ro-bind", (sys.base_prefix, sys.prefix, *ro_paths)),
+                          ("--bind", (*rw_paths, scratch))):
+        for p in paths:
+            real = Path(p).resolve()
+            for inside in (real, Path(os.path.abspath(p))):
+                binds[inside] = (option, real)
     done: list[Path] = [Path("/usr")]
     for path in sorted(binds, key=lambda p: len(p.parts)):  # outer mounts first
-        if binds[path] == "--ro-bind" and any(path == b or b in path.parents for b in done):
+        option, source = binds[path]
+        if option == "--ro-bind" and any(path == b or b in path.parents for b in done):
             continue  # already visible read-only through an outer mount
-        argv += [*parents(path, done), binds[path], str(path), str(path)]
+        argv += [*parents(path, done), option, str(source), str(path)]
         done.append(path)
 
     argv += ["--chdir", str(scratch), "--clearenv"]
@@ -243,7 +276,7 @@ def _bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Pat
 def sandbox_argv(command: list[str], scratch: Path, *, ro_paths: Sequence[Path] = (),
                  env: dict | None = None, rw_paths: Sequence[Path] = (),
                  limits: Limits = Limits()) -> list[str]:
-    """The bwrap command line that runs ``command`` in ``scratch``; in fallback, ``command``.
+    """The bwrap command line that runs ``command`` in ``scratch``; with AUTOGRADER_SANDBOX=off, ``command``.
 
     ``ro_paths`` are bound read-only and ``rw_paths`` read-write, each at its own
     path. ``limits`` only sizes /tmp here. The argv alone is not the whole
@@ -284,7 +317,7 @@ def _has_exited(pid: int) -> bool:
 
 
 def _kill_group(pgid: int) -> None:
-    """SIGKILL a process group (bwrap itself, or the whole command in fallback mode)."""
+    """SIGKILL a process group (bwrap itself, or the whole command when unsandboxed)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -365,8 +398,8 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     """Run ``command`` sandboxed in ``scratch`` (created, and chowned to a fresh sandbox uid if we are root).
 
     Nothing it started survives the call: in the sandbox we kill its PID
-    namespace; in fallback its process group (a child that called setsid()
-    escapes there - one more reason fallback is not safe).
+    namespace; unsandboxed (``off``) its process group (a child that called setsid()
+    escapes there - one more reason ``off`` is not safe).
     """
     scratch = Path(scratch).resolve()
     sandboxed = _use_bwrap()
@@ -407,7 +440,7 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
         while sel.get_map():
             now = time.monotonic()
             if _has_exited(proc.pid):
-                # Main process gone; only stragglers (fallback) can still hold the pipes.
+                # Main process gone; only stragglers (``off``) can still hold the pipes.
                 grace_end = grace_end or now + 0.2
                 if now >= grace_end:
                     break
@@ -527,7 +560,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._kill_launcher()
 
     def _kill_launcher(self) -> None:
-        """SIGKILL bwrap's (in fallback: the kernel's) process group, if not yet reaped."""
+        """SIGKILL bwrap's (with ``off``: the kernel's) process group, if not yet reaped."""
         proc = getattr(self.provisioner, "process", None)
         if proc is not None and proc.poll() is None:  # unreaped, so the pgid is still ours
             _kill_group(proc.pid)

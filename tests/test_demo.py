@@ -1,0 +1,56 @@
+"""``make demo``'s grading step with and without bubblewrap (python -m autograder.demo on a small class)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import sandbox
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+# Two benign cases, one file that is not a notebook, and an attack that writes into the checkout.
+CASES = ("correct-reference", "bug-betas-swapped", "broken-empty-file", "hostile-write-gradebook")
+
+
+@pytest.fixture
+def small_class(sample_class, tmp_path):
+    source, expected = sample_class
+    for name in CASES:
+        shutil.copytree(source / "submitted" / name, tmp_path / "submitted" / name)
+    (tmp_path / "expected.json").write_text(json.dumps({n: expected[n] for n in CASES}))
+    return tmp_path
+
+
+def demo(course: Path, path_env: str):
+    env = {**os.environ, "PATH": path_env}
+    env.pop("AUTOGRADER_SANDBOX", None)  # a newcomer's shell
+    return subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(course), "--jobs", "2"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def graded_names(stdout: str) -> set:
+    return {line.split("/submitted/")[1].split("/")[0] for line in stdout.splitlines() if "/submitted/" in line}
+
+
+def test_without_bwrap_the_demo_grades_only_benign_notebooks_unsandboxed_and_says_so(small_class, no_bwrap_path):
+    result = demo(small_class, no_bwrap_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert graded_names(result.stdout) == {"correct-reference", "bug-betas-swapped", "broken-empty-file"}
+    for said in ("bwrap not found on PATH", "not attacks (skipping 1)", "AUTOGRADER_SANDBOX=off",
+                 "install bubblewrap (apt-get install bubblewrap)", sandbox.OFF_WARNING):
+        assert said in result.stderr, said
+    assert not (ROOT / "autograder" / "PWNED").exists()
+    assert "100/100" in next(line for line in result.stdout.splitlines() if "correct-reference" in line)
+
+
+@pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
+def test_with_bwrap_the_demo_grades_the_whole_class_sandboxed(small_class):
+    result = demo(small_class, os.environ["PATH"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert graded_names(result.stdout) == set(CASES)
+    assert "AUTOGRADER_SANDBOX=off" not in result.stderr
+    assert not (ROOT / "autograder" / "PWNED").exists()
