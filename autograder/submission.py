@@ -14,7 +14,7 @@ from tinytorch.export import cell_code, export_cells
 COMPONENT_CALL = re.compile(r"""assert_component\(\s*["'](\w+)["']""")
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytorch"
 # What student code may import from tinytorch while graded: the stand-in for
-# modules 01-06. Never core/optimizers.py, which is the reference solution.
+# modules 01-06. Not core/optimizers.py: the placeholders until a student exports.
 PUBLIC_MODULES = ("__init__.py", "core/__init__.py", "core/tensor.py", "core/layers.py", "export.py")
 
 

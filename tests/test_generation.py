@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support import solution_source
 
 from tinytorch.export import ExportRefused, export_student_notebook, read_notebook
 from tools import generate
@@ -46,14 +47,37 @@ def test_drift_is_detected(tmp_path):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((ROOT / rel).read_text())
-    edited = tmp_path / "tinytorch/core/optimizers.py"
+    edited = tmp_path / "autograder/solution/optimizers.py"
     edited.write_text(edited.read_text().replace("self.lr = lr", "self.lr = lr * 2", 1))
-    assert generate.drifted(tmp_path) == ["tinytorch/core/optimizers.py"]
+    starter = tmp_path / "tinytorch/core/optimizers.py"
+    starter.write_text(starter.read_text() + "\nclass SGD: pass\n")
+    assert sorted(generate.drifted(tmp_path)) == ["autograder/solution/optimizers.py", "tinytorch/core/optimizers.py"]
 
 
-def test_package_header_names_its_source():
-    head = (ROOT / "tinytorch/core/optimizers.py").read_text().splitlines()[0]
+def test_reference_header_names_its_source():
+    head = (ROOT / "autograder/solution/optimizers.py").read_text().splitlines()[0]
     assert head.startswith("# DO NOT EDIT: generated from src/07_optimizers/07_optimizers.py")
+
+
+def test_the_package_holds_placeholders_that_say_export_has_not_run():
+    """tinytorch/core/optimizers.py is what a student starts from: no solution, a clear error per name."""
+    code = ("import tinytorch.core.optimizers as m\n"
+            "for name in ('Optimizer', 'SGD', 'Adam', 'AdamW', 'state_bytes'):\n"
+            "    try:\n"
+            "        getattr(m, name)([])\n"
+            "    except m.NotExportedError as err:\n"
+            "        print(err)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 5, result.stdout
+    for name, line in zip(("Optimizer", "SGD", "Adam", "AdamW", "state_bytes"), lines):
+        assert line.startswith(f"tinytorch.core.optimizers.{name} is not exported yet: the export cell of "
+                               "modules/07_optimizers/optimizers.ipynb has not run"), line
+        assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in line
+    starter = (ROOT / "tinytorch/core/optimizers.py").read_text()
+    reference = (ROOT / "autograder/solution/optimizers.py").read_text()
+    assert "self.lr = lr" in reference and "self.lr" not in starter and "np." not in starter
 
 
 def test_student_notebook_has_no_solution_line_and_no_hidden_test():
@@ -98,18 +122,26 @@ def test_export_refuses_unfinished_exercises(tmp_path):
 def test_export_of_a_finished_notebook_imports(tmp_path):
     package = tmp_path / "tinytorch"
     (package / "core").mkdir(parents=True)
-    message = export_student_notebook(INSTRUCTOR, package_root=package)
+    nb = nbformat.read(STUDENT, as_version=4)
+    for cell in nb.cells:  # the student types in the instructor's solutions
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = solution_source(cell.metadata.nbgrader.grade_id)
+    finished = tmp_path / "optimizers.ipynb"
+    nbformat.write(nb, finished)
+    message = export_student_notebook(finished, package_root=package)
     assert message.startswith("Exported")
     written = (package / "core/optimizers.py").read_text()
     assert written.startswith("# Exported from your notebook optimizers.ipynb")
     assert "### BEGIN SOLUTION" not in written and "class AdamW(Adam)" in written
 
 
-def test_export_never_overwrites_the_reference_build():
-    before = (ROOT / "tinytorch/core/optimizers.py").read_text()
-    message = export_student_notebook(INSTRUCTOR)
-    assert message.startswith("Not exporting")
-    assert (ROOT / "tinytorch/core/optimizers.py").read_text() == before
+def test_the_instructor_notebook_never_exports_into_the_package(tmp_path):
+    """Running the instructor notebook (its last cell exports) must not put the reference into tinytorch."""
+    package = tmp_path / "tinytorch"
+    (package / "core").mkdir(parents=True)
+    message = export_student_notebook(INSTRUCTOR, package_root=package)
+    assert message.startswith("Not exporting: optimizers.ipynb is the instructor's notebook")
+    assert not (package / "core/optimizers.py").exists()
 
 
 def test_source_reads_as_a_notebook_in_the_documented_order():

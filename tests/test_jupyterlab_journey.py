@@ -40,6 +40,7 @@ import pytest
 from support import STUDENT_SGD_CHECK, solution_source, free_port
 
 from tools import student_dist
+from tools.binder_venv import binder_env, build_binder_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -60,7 +61,7 @@ SECOND = 1000  # Playwright counts milliseconds
 
 def lab_env(venv: Path, home: Path) -> dict:
     """The venv first on PATH, and Jupyter's per-user directories empty, as in a new Binder session."""
-    env = student_dist.binder_env(venv)
+    env = binder_env(venv)
     for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                       ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
                       ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"), ("IPYTHONDIR", "ipython"),
@@ -215,7 +216,7 @@ def binder_dist(tmp_path_factory):
     start = time.monotonic()
     student_dist.build(dist)
     venv = work / "binder-venv"
-    times = student_dist.build_binder_venv(dist, venv)
+    times = build_binder_venv(dist, venv)
     times["total"] = time.monotonic() - start
     assert "postBuild: tinytorch installed" in times["postBuild_output"]
     return dist, venv, work, times
@@ -236,7 +237,7 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
     """The journey (steps 3 and 4 of the module docstring); returns its seconds."""
     from playwright.sync_api import expect, sync_playwright
 
-    env = student_dist.binder_env(venv)
+    env = binder_env(venv)
     mark = f"journey-{secrets.token_hex(6)}"
     started = time.monotonic()
     lab = Lab(dist, venv, work / "home")

@@ -1,42 +1,11 @@
 """The student distribution holds no solution, and the environment files agree.
 
-What counts as instructor-only ("secret") material, and how a leak is detected
-------------------------------------------------------------------------------
-Secret sources:
-
-* solution regions: lines between ``### BEGIN SOLUTION`` / ``### END SOLUTION`` in
-  src/07_optimizers/07_optimizers.py;
-* hidden tests: lines between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``;
-* the instructor notebook source/07_optimizers/optimizers.ipynb (every cell);
-* the reference build tinytorch/core/optimizers.py (``# DO NOT EDIT: generated from src/``);
-* reference data: every file under autograder/.
-
-A secret line is a line of one of those, stripped of indentation, that
-
-1. has at least ``MIN_CHARS`` (12) characters and a letter or digit: shorter lines
-   (``return``, ``continue``, ``return None``, ``pass``, ``\"\"\"``, ``)``) occur in
-   any Python file and say nothing about a solution; every solution line of this
-   module of 12 characters or more is a statement specific to it;
-2. does not also occur, anywhere (as a substring), in the material the course
-   publishes anyway: the source outside the solution and hidden-test regions (as
-   written and as Jupytext turns it into cells), and the instructor repository's own
-   non-reference package and environment files. ``import numpy as np`` in
-   autograder/ is no secret when the notebook students get starts with it, and the
-   solution line ``self.step_count = 0`` is no secret when the docstring students get
-   says "set ``self.step_count = 0``". (The student notebook in modules/ is deliberately
-   *not* part of this allow-list: it is one of the things under test.)
-
-A file of the dist leaks when any secret line is a substring of any text view of
-it: its bytes decoded as UTF-8, and, for JSON files such as notebooks, every JSON
-string decoded (so escaped quotes and newlines in cell sources cannot hide a line).
-Whole files are compared by SHA-256 as well, and binary reference data by sampled
-32-byte chunks. ``test_scanner_finds_planted_leaks`` plants leaks and proves the scan
-reports them, so a broken scanner cannot pass silently.
+What counts as a leak, and how it is found: tools/leaks.py (the scanner the tool uses too).
+``test_scanner_finds_planted_leaks`` plants each kind of secret and proves the scan reports
+it, so a broken scanner cannot pass silently.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
@@ -56,174 +25,33 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tinytorch.export import read_notebook
-from tools import student_dist
+from tools import leaks, student_dist
+from tools.binder_venv import binder_env, build_binder_venv
 
 ROOT = Path(__file__).resolve().parent.parent
-SRC = ROOT / "src" / "07_optimizers" / "07_optimizers.py"
-INSTRUCTOR_NB = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
-REFERENCE_MODULE = ROOT / "tinytorch" / "core" / "optimizers.py"
+INSTRUCTOR_NB = ROOT / leaks.INSTRUCTOR_NB
 STUDENT_NB = Path("modules") / "07_optimizers" / "optimizers.ipynb"
-GENERATED_PREFIX = "# DO NOT EDIT: generated from src/"
-MIN_CHARS = 12
-REGIONS = {"### BEGIN SOLUTION": ("### END SOLUTION", "solution"),
-           "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test")}
 # The tools students need, which Binder must install and the `course` extra must list.
 STUDENT_TOOLS = {"jupyterlab", "notebook", "jupytext", "nbgrader", "ipykernel"}
-DIST_TOP_LEVEL = {"modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "README.md", ".gitignore"}
+DIST_TOP_LEVEL = {"modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "README.md", ".gitignore",
+                  "MISCONCEPTIONS.md"}
 STUB = re.compile(r"#\s*YOUR CODE HERE\s*\n\s*raise NotImplementedError\(\)")  # nbgrader's stub, indented
-
-
-# ----------------------------------------------------------------------------- secrets
-def _strip_lines(text: str) -> list:
-    return [line.strip() for line in text.splitlines()]
-
-
-def split_regions(lines, where: str = "") -> tuple:
-    """({'solution': [...], 'hidden test': [...]}, [other lines]) of stripped lines."""
-    secret = {"solution": [], "hidden test": []}
-    public, end, kind = [], None, None
-    for line in lines:
-        if end is None and line in REGIONS:
-            end, kind = REGIONS[line]
-        elif end is not None and line == end:
-            end = kind = None
-        elif kind is not None:
-            secret[kind].append(line)
-        else:
-            public.append(line)
-    assert end is None, f"{where}: a region is not closed"
-    return secret, public
-
-
-def source_regions() -> tuple:
-    """Solution and hidden-test lines of the hand-written source, and its other lines.
-
-    The other lines are taken both as written in the .py file and as Jupytext reads them
-    into notebook cells (markdown without its leading '# '), which is how students see them.
-    """
-    secret, public = split_regions(_strip_lines(SRC.read_text()), str(SRC))
-    for cell in read_notebook(SRC).cells:
-        public += split_regions(_strip_lines(cell.source), str(SRC))[1]
-    return secret, public
-
-
-def _is_generated(path: Path) -> bool:
-    return path.suffix == ".py" and path.read_text().startswith(GENERATED_PREFIX)
-
-
-def _repo_files(top: Path):
-    for path in sorted(top.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
-            yield path
-
-
-def public_text() -> str:
-    """The text the course publishes anyway, one stripped line after another (module docstring, rule 2)."""
-    _, public = source_regions()
-    lines = set(public)
-    for path in _repo_files(ROOT / "tinytorch"):
-        if path.suffix == ".py" and not _is_generated(path):
-            lines.update(_strip_lines(path.read_text()))
-    for path in [*_repo_files(ROOT / "binder"), ROOT / "environment.yml", ROOT / "pyproject.toml"]:
-        lines.update(_strip_lines(path.read_text()))
-    return "\n".join(sorted(lines))
-
-
-def distinctive(lines, public: str) -> list:
-    return sorted({line for line in lines
-                   if len(line) >= MIN_CHARS and re.search(r"[A-Za-z0-9]", line) and line not in public})
-
-
-def secret_material() -> dict:
-    """kind -> {'lines': [...], 'hashes': {sha256: path}, 'chunks': [(bytes, path)]}."""
-    public = public_text()
-    regions, _ = source_regions()
-    secrets = {kind: {"lines": distinctive(lines, public), "hashes": {}, "chunks": []}
-               for kind, lines in regions.items()}
-
-    instructor = nbformat.read(INSTRUCTOR_NB, as_version=4)
-    secrets["instructor notebook"] = {
-        "lines": distinctive((l for c in instructor.cells for l in _strip_lines(c.source)), public),
-        "hashes": {hashlib.sha256(INSTRUCTOR_NB.read_bytes()).hexdigest(): INSTRUCTOR_NB}, "chunks": []}
-
-    generated = [p for p in _repo_files(ROOT / "tinytorch") if _is_generated(p)]
-    assert REFERENCE_MODULE in generated, "the reference build tinytorch/core/optimizers.py is missing: run generate"
-    secrets["reference module"] = {
-        "lines": distinctive((l for p in generated for l in _strip_lines(p.read_text())), public),
-        "hashes": {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in generated}, "chunks": []}
-
-    data = {"lines": [], "hashes": {}, "chunks": []}
-    for path in _repo_files(ROOT / "autograder"):
-        raw = path.read_bytes()
-        data["hashes"][hashlib.sha256(raw).hexdigest()] = path
-        try:
-            data["lines"] += distinctive(_strip_lines(raw.decode("utf-8")), public)
-        except UnicodeDecodeError:  # binary reference data: sample its payload
-            data["chunks"] += [(raw[i:i + 32], path) for i in range(len(raw) // 4, len(raw) - 32,
-                                                                      max(32, len(raw) // 16))][:8]
-    secrets["reference data"] = data
-    return secrets
 
 
 @pytest.fixture(scope="module")
 def secrets() -> dict:
-    found = secret_material()
+    found = leaks.secret_material()
     # Guards against a vacuous scan: the source really has this much to hide.
     assert len(found["solution"]["lines"]) >= 50, found["solution"]["lines"]
     assert len(found["hidden test"]["lines"]) >= 2, found["hidden test"]["lines"]
-    assert found["reference data"]["hashes"], "autograder/ has no files to protect"
+    assert any(str(p).startswith("autograder/solution/") for p in found["reference data"]["hashes"].values())
+    assert found["reference data"]["chunks"], "expected.npz is not sampled"
     return found
 
 
-# ----------------------------------------------------------------------------- scan
-def _json_strings(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _json_strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _json_strings(item)
-
-
-def text_views(raw: bytes) -> list:
-    text = raw.decode("utf-8", errors="replace")
-    views = [text]
-    try:
-        views.append("\n".join(_json_strings(json.loads(text))))
-    except ValueError:
-        pass
-    return views
-
-
-def scan(dist: Path, secrets: dict) -> list:
-    """Every (file, kind, evidence) where the dist holds secret material."""
-    leaks = []
-    for path in sorted(dist.rglob("*")):
-        if not path.is_file() or ".git" in path.relative_to(dist).parts:
-            continue
-        rel = path.relative_to(dist).as_posix()
-        raw = path.read_bytes()
-        digest = hashlib.sha256(raw).hexdigest()
-        views = text_views(raw)
-        for kind, found in secrets.items():
-            if digest in found["hashes"]:
-                leaks.append((rel, kind, f"identical to {found['hashes'][digest].relative_to(ROOT)}"))
-            for line in found["lines"]:
-                if any(line in view for view in views):
-                    leaks.append((rel, kind, line))
-            for chunk, origin in found["chunks"]:
-                if chunk in raw:
-                    leaks.append((rel, kind, f"bytes of {origin.relative_to(ROOT)}"))
-    return leaks
-
-
 def assert_no_leaks(dist: Path, secrets: dict) -> int:
-    leaks = scan(dist, secrets)
-    report = "\n".join(f"  {rel}: {kind}: {evidence}" for rel, kind, evidence in leaks[:40])
-    assert not leaks, f"{len(leaks)} pieces of instructor-only material in the student dist:\n{report}"
+    found = leaks.scan(dist, secrets)
+    assert not found, leaks.report(found)
     paths = [p.relative_to(dist) for p in dist.rglob("*")]
     forbidden = [p for p in paths if {"src", "source", "autograder", "tests", "tools"} & set(p.parts)]
     assert not forbidden, f"instructor paths in the student dist: {forbidden}"
@@ -382,13 +210,14 @@ def test_dist_layout(dist):
     assert all(STUB.search(c.source) for c in solution_cells)
     assert not any(c.get("outputs") for c in shipped.cells if c.cell_type == "code")
 
-    # The package: everything but the reference build, which is a placeholder.
-    shipped_py = sorted(p.relative_to(dist).as_posix() for p in (dist / "tinytorch").rglob("*.py"))
-    repo_py = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tinytorch").rglob("*.py"))
-    assert shipped_py == repo_py
+    # The package, copied as it is: it holds the student's starting placeholders, never the reference.
+    for path in (ROOT / "tinytorch").rglob("*.py"):
+        assert (dist / path.relative_to(ROOT)).read_bytes() == path.read_bytes(), path
     placeholder = (dist / "tinytorch" / "core" / "optimizers.py").read_text()
-    assert not placeholder.startswith(GENERATED_PREFIX) and "class " not in placeholder
+    assert "NotExportedError" in placeholder and "self." not in placeholder
     assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in placeholder
+    # The misconception catalog, for the names the feedback uses.
+    assert (dist / "MISCONCEPTIONS.md").read_bytes() == (ROOT / "autograder" / "MISCONCEPTIONS.md").read_bytes()
 
     # pyproject.toml: tinytorch only, no autograder, no torch.
     pyproject = tomllib.loads((dist / "pyproject.toml").read_text())
@@ -415,7 +244,7 @@ def test_dist_holds_no_solution_hidden_test_reference_data_or_instructor_noteboo
     print(f"scanned {files} files against " + ", ".join(f"{len(s['lines'])} {k} lines" for k, s in secrets.items()))
 
 
-def test_scanner_finds_planted_leaks(dist_copy, secrets):
+def test_scanner_finds_planted_leaks(dist_copy, secrets, tmp_path):
     """The scan can fail: plant one piece of each kind of secret and every one is reported."""
     solution_line = secrets["solution"]["lines"][len(secrets["solution"]["lines"]) // 2]
     hidden_line = secrets["hidden test"]["lines"][0]
@@ -430,7 +259,7 @@ def test_scanner_finds_planted_leaks(dist_copy, secrets):
     shutil.copy(reference_data, dist_copy / "tinytorch" / "notes.txt")
     shutil.copy(INSTRUCTOR_NB, dist_copy / "modules" / "copy.ipynb")
 
-    found = {(rel, kind) for rel, kind, _ in scan(dist_copy, secrets)}
+    found = {(rel, kind) for rel, kind, _ in leaks.scan(dist_copy, secrets)}
     assert (STUDENT_NB.as_posix(), "solution") in found
     assert ("README.md", "hidden test") in found
     assert ("tinytorch/notes.txt", "reference data") in found
@@ -438,9 +267,16 @@ def test_scanner_finds_planted_leaks(dist_copy, secrets):
     assert ("modules/copy.ipynb", "solution") in found
     with pytest.raises(AssertionError):
         assert_no_leaks(dist_copy, secrets)
-    # The tool's own guard refuses such a dist too.
-    with pytest.raises(student_dist.DistError):
-        student_dist.check_dist(dist_copy)
+    # A planted instructor-only file in the package: the tool itself refuses to finish, and cleans up.
+    tool_copy = tmp_path / "course"
+    for rel in ("modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "src", "source",
+                "autograder/MISCONCEPTIONS.md", "autograder/solution", "autograder/reference"):
+        (tool_copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tool_copy / rel)
+    shutil.copy(ROOT / "autograder/solution/optimizers.py", tool_copy / "tinytorch" / "core" / "reference.py")
+    with pytest.raises(student_dist.DistError, match="tinytorch/core/reference.py: reference data"):
+        student_dist.build(tmp_path / "out", root=tool_copy)
+    assert not (tmp_path / "out" / "tinytorch").exists()
 
 
 def test_dest_must_be_empty_unless_forced_and_git_is_kept(dist_copy, tmp_path):
@@ -476,8 +312,9 @@ def test_student_export_in_the_dist(dist_copy):
     # The dist's own package is the one imported, and it imports without the optimizers.
     result = run_python("import tinytorch, tinytorch.core.tensor, tinytorch.export; print(tinytorch.__file__)", dist)
     assert result.returncode == 0 and result.stdout.strip() == str(dist / "tinytorch" / "__init__.py"), result
-    result = run_python("from tinytorch.core.optimizers import SGD", dist)
-    assert result.returncode == 1 and "ImportError: tinytorch.core.optimizers is not written yet" in result.stderr
+    result = run_python("from tinytorch.core.optimizers import SGD; SGD([])", dist)
+    assert result.returncode == 1
+    assert "NotExportedError: tinytorch.core.optimizers.SGD is not exported yet" in result.stderr, result.stderr
     assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in result.stderr
 
     # All stubs: a clear refusal naming every unfinished class, and nothing written.
@@ -516,7 +353,7 @@ def test_post_build_in_a_fresh_binder_venv_keeps_the_dist_clean(dist_copy, secre
     """Build the environment from the dist's binder/ files alone, run its postBuild, scan again."""
     venv = tmp_path / "binder-venv"
     start = time.monotonic()
-    times = student_dist.build_binder_venv(dist_copy, venv)
+    times = build_binder_venv(dist_copy, venv)
     total = time.monotonic() - start
     with capsys.disabled():
         print(f"\n[binder venv] requirements {times['requirements']:.1f} s, postBuild {times['postBuild']:.1f} s, "
@@ -524,15 +361,14 @@ def test_post_build_in_a_fresh_binder_venv_keeps_the_dist_clean(dist_copy, secre
     assert "postBuild: tinytorch installed" in times["postBuild_output"]
 
     files = assert_no_leaks(dist_copy, secrets)
-    student_dist.check_dist(dist_copy)
     new = {p.name for p in dist_copy.iterdir()} - DIST_TOP_LEVEL
     assert all(name.endswith(".egg-info") for name in new), new  # pip's editable-install metadata only
 
     # The venv imports the dist's package from anywhere (editable install), still without solutions.
     python = str(venv / "bin" / "python")
-    env = student_dist.binder_env(venv)
+    env = binder_env(venv)
     result = run_python("import tinytorch; print(tinytorch.__file__)", tmp_path, python=python, env=env)
     assert result.returncode == 0 and result.stdout.strip() == str(dist_copy / "tinytorch" / "__init__.py"), result
-    result = run_python("import tinytorch.core.optimizers", tmp_path, python=python, env=env)
-    assert result.returncode == 1 and "is not written yet" in result.stderr
+    result = run_python("import tinytorch.core.optimizers as m; m.Adam([])", tmp_path, python=python, env=env)
+    assert result.returncode == 1 and "is not exported yet" in result.stderr
     assert files >= 10

