@@ -61,7 +61,7 @@ test-e2e: env
 
 # The repository is an nbgrader course: these run the real nbgrader on submitted/.
 autograde: env
-	$(NBGRADER) generate_assignment $(ASSIGNMENT) --force --log-level=WARN
+	$(PY) -m tools.generate --gradebook
 	$(PY) -m autograder course-autograde $(ASSIGNMENT)
 
 feedback: env

@@ -10,6 +10,7 @@ autograder/preprocessors.py, so plain ``nbgrader autograde`` runs student code
 in the sandbox and scores from the hidden checks.
 """
 import os
+import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
@@ -20,6 +21,10 @@ from autograder.preprocessors import ForeignGradeIds, HiddenChecks, SandboxedExe
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
+# nbgrader runs `alembic` (gradebook migrations) as a command: find it beside this interpreter
+# even when nbgrader is started as .venv/bin/nbgrader from a shell without the venv on PATH.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
 ROOT = os.environ.get("AUTOGRADER_COURSE_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "tinytorch-07"
@@ -27,6 +32,16 @@ c.CourseDirectory.release_directory = "modules"
 c.CourseDirectory.db_assignments = [{"name": "07_optimizers"}]
 if os.environ.get("AUTOGRADER_DB_URL"):            # e.g. PostgreSQL for many graders at once
     c.CourseDirectory.db_url = os.environ["AUTOGRADER_DB_URL"]
+
+# The exchange (release_assignment -> fetch -> submit -> collect). On a JupyterHub, set
+# NBGRADER_EXCHANGE_ROOT to the shared folder every user sees (e.g. /srv/nbgrader/exchange).
+# Elsewhere a course-local, git-ignored exchange/ serves, created here with the permissions
+# nbgrader itself gives an exchange, so the formgrader never reports it missing.
+EXCHANGE = os.environ.get("NBGRADER_EXCHANGE_ROOT") or os.path.join(ROOT, "exchange")
+if not os.path.isdir(EXCHANGE):
+    os.makedirs(EXCHANGE, exist_ok=True)
+    os.chmod(EXCHANGE, 0o777)
+c.Exchange.root = EXCHANGE
 
 # Students see the class line, signatures and docstrings; only method bodies become stubs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -1,7 +1,9 @@
 """The module's book page: launch links, vendored assets, the -W build, glued numbers, and the live page.
 
 Fast tests check configuration and the page source. Slow tests build the book
-once (session fixture) and load it in headless Chromium from a loopback server.
+once (session fixture) with BOOK_REPO_URL naming a student repository, check every
+repository link against a real student release, and load the page in headless Chromium
+both from a loopback server and from disk (file://).
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ from tools import book  # noqa: E402
 ABOUT = ROOT / "src" / "07_optimizers" / "ABOUT.md"
 PAGE = "07_optimizers/ABOUT.html"
 SCREENSHOT = ROOT / "artifacts" / "book-page.png"
-# The build under test points its links at a fork, to prove one variable moves every link.
-FORK_URL, FORK_BRANCH = "https://github.com/example-org/optimizers-fork", "dev"
+# The build under test points its links at a student repository, to prove one variable moves every link.
+FORK_URL, FORK_BRANCH = "https://github.com/acme/optim-07", "dev"
 
 GLUE_TEXT = re.compile(r"\{glue(?::text|:md)?\}`([^`:]+)(?::[^`]*)?`")
 GLUE_FIGURE = re.compile(r"^```\{glue:figure\}\s+(\S+)", re.MULTILINE)
@@ -55,9 +57,12 @@ def page_text(markup: str) -> str:
 
 # -- fast: configuration and page source --------------------------------------------------
 
-def test_launch_links_open_files_that_exist():
+def test_launch_links_open_files_of_the_student_release():
+    from tools import student_dist
+
+    released = {str(rel) for _, rel in student_dist.whitelisted()}
     for relative in (book.BINDER_NOTEBOOK, book.MODULE_SOURCE):
-        assert (ROOT / relative).is_file(), f"a launch link opens {relative}, which is not in the repository"
+        assert relative in released, f"a launch link opens {relative}, which the student release does not ship"
     url, branch = book.repo_settings({})
     assert (url, branch) == (book.DEFAULT_REPO_URL, book.DEFAULT_BRANCH)
     assert book.source_url(url, branch).endswith(f"/blob/{branch}/{book.MODULE_SOURCE}")
@@ -67,8 +72,8 @@ def test_launch_links_open_files_that_exist():
 def test_one_repository_url_drives_every_link():
     url, branch = book.repo_settings({"BOOK_REPO_URL": FORK_URL + ".git/", "BOOK_REPO_BRANCH": FORK_BRANCH})
     assert (url, branch) == (FORK_URL, FORK_BRANCH)
-    assert book.source_url(url, branch) == f"{FORK_URL}/blob/dev/src/07_optimizers/07_optimizers.py"
-    assert book.binder_url(url, branch).startswith("https://mybinder.org/v2/gh/example-org/optimizers-fork/dev?")
+    assert book.source_url(url, branch) == f"{FORK_URL}/blob/dev/modules/07_optimizers/optimizers.ipynb"
+    assert book.binder_url(url, branch).startswith("https://mybinder.org/v2/gh/acme/optim-07/dev?")
     with pytest.raises(ValueError, match="github.com/OWNER/NAME"):
         book.binder_url("https://gitlab.com/someone/repo", "main")
 
@@ -111,7 +116,11 @@ def _tab_snippets() -> dict:
     return dict(tabs)
 
 
-def test_tinytorch_tab_code_trains():
+def test_tinytorch_tab_code_trains(monkeypatch):
+    """The tab is what a student runs after exporting: here the reference build stands in for their export."""
+    from autograder.solution import optimizers as reference
+
+    monkeypatch.setitem(sys.modules, "tinytorch.core.optimizers", reference)
     code = _tab_snippets()["TinyTorch"]
     namespace: dict = {}
     exec(compile(code, "TinyTorch tab", "exec"), namespace)
@@ -227,9 +236,46 @@ def test_links_and_assets_are_local_or_configured(built_book):
     assert scripts and styles
     assert not [url for url in scripts + styles if re.match(r"(https?:)?//", url)]
     assert "../_static/vendor/mathjax/es5/tex-mml-chtml.js" in " ".join(scripts)
-    assert 'import mermaid from "../_static/vendor/mermaid/mermaid.esm.min.mjs"' in markup
+    assert any(src.split("?")[0] == "../_static/vendor/mermaid/mermaid.min.js" for src in scripts), scripts
+    assert "import mermaid" not in markup and 'type="module"' not in markup  # blocked over file://
     for package in book.VENDOR:
         assert (html_dir / "_static" / "vendor" / package / "LICENSE").is_file()
+
+
+REPO_LINK = re.compile(r'href="((?:https://github\.com/|https://mybinder\.org/)[^"]*)"')
+
+
+def release_path(url: str) -> str | None:
+    """The file of the student repository a GitHub or Binder link opens ('' for the repository itself)."""
+    from urllib.parse import parse_qs, unquote, urlparse
+
+    parsed = urlparse(html.unescape(url))
+    if parsed.netloc == "mybinder.org":
+        assert parsed.path == f"/v2/gh/acme/optim-07/{FORK_BRANCH}", url
+        return unquote(parse_qs(parsed.query)["labpath"][0])
+    assert url.startswith(FORK_URL), f"a GitHub link outside the student repository: {url}"
+    rest = url[len(FORK_URL):].strip("/")
+    if not rest:
+        return ""
+    kind, branch, path = rest.split("/", 2)
+    assert kind in ("blob", "tree") and branch == FORK_BRANCH, url
+    return path
+
+
+@pytest.mark.slow
+def test_every_repository_link_opens_a_file_of_the_student_release(built_book, tmp_path):
+    html_dir, _ = built_book
+    release = tmp_path / "release"
+    result = subprocess.run([sys.executable, "-m", "tools.student_dist", str(release)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    links = {url for page in html_dir.rglob("*.html") for url in REPO_LINK.findall(page.read_text())}
+    paths = {release_path(url) for url in links}
+    assert {"", book.BINDER_NOTEBOOK} <= paths, links  # the repository button, Binder and the notebook
+    assert any("mybinder.org" in url for url in links) and any("/blob/" in url for url in links), links
+    for path in paths - {""}:
+        assert (release / path).is_file(), f"a link opens {path}, which the student release does not have"
+        assert not path.startswith(("src/", "source/", "autograder/")), path
 
 
 # -- slow: the page in a real browser -------------------------------------------------------
@@ -244,24 +290,31 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def live_page(built_book):
-    """The built page open in headless Chromium, served from 127.0.0.1, with every request recorded."""
+def chromium():
+    """One headless Chromium for the module's browser tests."""
     sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def live_page(built_book, chromium):
+    """The built page open in headless Chromium, served from 127.0.0.1, with every request recorded."""
     html_dir, _ = built_book
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html_dir)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     origin = f"http://127.0.0.1:{server.server_address[1]}"
     requests, errors = [], []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.on("request", lambda request: requests.append(request.url))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{origin}/{PAGE}", wait_until="load")
-        page.wait_for_load_state("networkidle")
-        yield page, origin, requests, errors
-        browser.close()
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{origin}/{PAGE}", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    yield page, origin, requests, errors
+    page.close()
     server.shutdown()
     server.server_close()
 
@@ -328,9 +381,27 @@ def test_page_makes_no_external_requests(live_page):
     wait_until_rendered(page)  # rendering fetches more (mermaid chunks, MathJax fonts): check those too
     page.wait_for_load_state("networkidle")
     assert outside() == [], f"the page asked the network for: {outside()}"
-    assert any(url.endswith("mermaid.esm.min.mjs") for url in requests)
+    assert any("/vendor/mermaid/mermaid.min.js" in url for url in requests)
     assert any("/vendor/mathjax/" in url and "woff" in url for url in requests), "MathJax fonts not loaded locally"
     assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+@pytest.mark.slow
+def test_page_renders_mermaid_and_math_from_disk(built_book, chromium):
+    """Opened as a file (file://), as the README says: no server, ES-module imports are blocked there."""
+    html_dir, _ = built_book
+    errors = []
+    page = chromium.new_page(viewport={"width": 1280, "height": 900})
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto((html_dir / PAGE).as_uri(), wait_until="load")
+    wait_until_rendered(page)
+    labels = page.locator(".mermaid svg").first.text_content()
+    typeset = page.locator("mjx-container").count()
+    tex_errors = page.locator("mjx-merror").count()
+    page.close()
+    assert all(name in labels for name in ("Optimizer", "SGD", "Adam", "AdamW")), labels
+    assert typeset > 20 and tex_errors == 0
+    assert errors == [], f"JavaScript errors on the page opened from disk: {errors}"
 
 
 @pytest.mark.slow

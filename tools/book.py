@@ -2,11 +2,15 @@
 
 Two jobs, kept out of conf.py so tests can import them without Sphinx:
 
-* launch links (Binder, "view source") are derived from ONE repository URL,
-  ``BOOK_REPO_URL`` (and ``BOOK_REPO_BRANCH``), so a fork changes one variable;
+* launch links (Binder, "read the notebook") are derived from ONE repository URL,
+  ``BOOK_REPO_URL`` (and ``BOOK_REPO_BRANCH``): the *student* repository that
+  ``make student-dist`` writes, never this course repository, so every link names
+  a file of the student release (tests/test_book.py checks each one);
 * mermaid and MathJax come from ``node_modules`` (installed by ``npm ci`` from
   package-lock.json) and are copied into the build's ``_static/vendor`` with
-  their licences, so a built page never asks a CDN for anything.
+  their licences, so a built page never asks a CDN for anything. Both load as
+  classic scripts (mermaid's UMD build, MathJax's es5 bundle), so the page also
+  renders opened from disk (``file://``), where ES-module imports are blocked.
 """
 from __future__ import annotations
 
@@ -21,21 +25,21 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO_URL = "https://github.com/tinytorch/optimizers-07"
 DEFAULT_BRANCH = "main"
 
-# Repository-relative paths the launch links open; tests check they exist.
+# Paths in the student release (`make student-dist`) that the links open; tests check
+# they exist there. Students read the module's code in its notebook.
 BINDER_NOTEBOOK = "modules/07_optimizers/optimizers.ipynb"
-MODULE_SOURCE = "src/07_optimizers/07_optimizers.py"
+MODULE_SOURCE = BINDER_NOTEBOOK
 
 # Vendored copies, relative to the build's _static/ (what conf.py points at).
-MERMAID_JS = "vendor/mermaid/mermaid.esm.min.mjs"
+MERMAID_JS = "vendor/mermaid/mermaid.min.js"
 MATHJAX_JS = "vendor/mathjax/es5/tex-mml-chtml.js"
+# Runs after mermaid.min.js (a classic script that defines the global `mermaid`).
+MERMAID_INIT = 'mermaid.initialize({startOnLoad: true, securityLevel: "strict"});'
 
 # npm package -> [(path inside the package, path under _static/vendor/<package>)].
-# mermaid's ESM entry imports its chunks by relative path, so the chunk folder
-# keeps its place next to the entry file.
 VENDOR = {
     "mermaid": [
-        ("dist/mermaid.esm.min.mjs", "mermaid.esm.min.mjs"),
-        ("dist/chunks/mermaid.esm.min", "chunks/mermaid.esm.min"),
+        ("dist/mermaid.min.js", "mermaid.min.js"),  # the UMD build: one file, no imports
         ("LICENSE", "LICENSE"),
     ],
     "mathjax": [

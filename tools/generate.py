@@ -71,17 +71,31 @@ def starter_module(student_nb) -> tuple:
     return package_path(module, Path("tinytorch")), text
 
 
-def nbgrader_config(course: Path):
+def nbgrader_config(course: Path, db_url: str | None = None):
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader(CONFIG.name, path=str(ROOT / CONFIG.parent)).load_config()
     config.CourseDirectory.root = str(course)
-    config.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    config.CourseDirectory.db_url = db_url or f"sqlite:///{course / 'gradebook.db'}"
     return config
 
 
-def student_notebook(instructor_nb) -> nbformat.NotebookNode:
-    """Run the real ``nbgrader generate_assignment`` in a scratch course and return its release."""
+def course_gradebook_url() -> str:
+    """The course's gradebook, as nbgrader_config.py configures it (nbgrader's default: root/gradebook.db)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG.name, path=str(ROOT / CONFIG.parent)).load_config()
+    root = Path(config.CourseDirectory.get("root", ROOT))
+    return config.CourseDirectory.get("db_url") or f"sqlite:///{root / 'gradebook.db'}"
+
+
+def student_notebook(instructor_nb, db_url: str | None = None) -> nbformat.NotebookNode:
+    """Run the real ``nbgrader generate_assignment`` in a scratch course and return its release.
+
+    Never in the course itself: nbgrader deletes the release folder before it writes, so a
+    failure there would delete the committed student notebook. With DB_URL, the assignment's
+    cells are recorded in that gradebook (what ``nbgrader autograde`` needs).
+    """
     from nbgrader.apps import NbGraderAPI
 
     # nbgrader runs `alembic` as a command: make this environment's scripts findable.
@@ -90,18 +104,18 @@ def student_notebook(instructor_nb) -> nbformat.NotebookNode:
         course = Path(tmp)
         (course / INSTRUCTOR).parent.mkdir(parents=True)
         nbformat.write(instructor_nb, course / INSTRUCTOR)
-        api = NbGraderAPI(config=nbgrader_config(course))
+        api = NbGraderAPI(config=nbgrader_config(course, db_url))
         result = api.generate_assignment(ASSIGNMENT, force=True)
         if not result["success"]:
             raise RuntimeError(f"nbgrader generate_assignment failed:\n{result['log']}\n{result.get('error', '')}")
         return nbformat.read(course / STUDENT, as_version=4)
 
 
-def outputs() -> dict:
-    """Every generated file, relative path -> text."""
+def outputs(db_url: str | None = None) -> dict:
+    """Every generated file, relative path -> text (DB_URL: see student_notebook)."""
     reference_path, reference_text = reference_module()
     instructor = instructor_notebook()
-    student = student_notebook(instructor)
+    student = student_notebook(instructor, db_url)
     starter_path, starter_text = starter_module(student)
     return {
         reference_path: reference_text,
@@ -120,16 +134,22 @@ def drifted(root: Path = ROOT) -> list:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
+    parser.add_argument("--gradebook", action="store_true",
+                        help="also record the assignment in the course gradebook, for `nbgrader autograde` "
+                             "(use this instead of `nbgrader generate_assignment`)")
     args = parser.parse_args(argv)
     if args.check:
         stale = drifted()
         for path in stale:
             print(f"drift: {path} differs from what {SRC} generates; run `make generate`", file=sys.stderr)
         return 1 if stale else 0
-    for path, text in outputs().items():
+    generated = outputs(course_gradebook_url() if args.gradebook else None)  # all or nothing: then write
+    for path, text in generated.items():
         (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
         (ROOT / path).write_text(text)
         print(f"wrote {path}")
+    if args.gradebook:
+        print(f"recorded {ASSIGNMENT} in {course_gradebook_url()}")
     return 0
 
 
