@@ -10,7 +10,7 @@ ASSIGNMENT := 07_optimizers
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEST ?= ../optimizers-07-student
 
-.PHONY: help env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
+.PHONY: help env instructor-env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
         autograde feedback grades book student-dist bench clean
 
 help:
@@ -19,15 +19,22 @@ help:
 	@echo "make generate  src/ -> tinytorch/core/optimizers.py, source/ and modules/ notebooks"
 	@echo "make reference autograder/reference/expected.npz from src/"
 	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
-	@echo "make book | student-dist DEST=dir | bench"
+	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"
+	@echo "make book | student-dist DEST=dir [FORCE=1] | bench"
 
 env: $(VENV)/.installed
 
+# A student's JupyterLab, as on Binder: binder/postBuild switches nbgrader's instructor tools off.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	bash binder/postBuild
 	touch $@
+
+# An instructor's JupyterLab: formgrader, create-assignment and course list switched back on.
+instructor-env: env
+	$(PY) -m tools.instructor_env
 
 generate: env
 	$(PY) -m tools.generate

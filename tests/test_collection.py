@@ -30,6 +30,8 @@ BIN = Path(sys.executable).parent
 ASSIGNMENT, COURSE_ID = "07_optimizers", "tinytorch-07"
 RELEASED = Path("modules") / ASSIGNMENT / "optimizers.ipynb"
 PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # a shell where nobody activated the venv
+# The README's zip_collect pattern (tests/test_readme.py checks it is the README's, verbatim).
+LMS_PATTERN = r".+/(?P<student_id>[^_/]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"
 # One correct student, one with a catalogued misconception (a sample-class case).
 SOLUTIONS = {"alice": "correct-reference", "bob": "bug-betas-swapped"}
 pytestmark = pytest.mark.slow
@@ -96,7 +98,7 @@ def test_exchange_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
     course = new_course(tmp_path / "course")
     exchange = tmp_path / "exchange"
     env = instructor_env(course, exchange)
-    run([BIN / "nbgrader", "release_assignment", ASSIGNMENT, "--force"], course, env)
+    run([BIN / "nbgrader", "release_assignment", ASSIGNMENT], course, env)
 
     # The released file is the committed release is the student-dist notebook, byte for byte.
     outbound = exchange / COURSE_ID / "outbound" / ASSIGNMENT / "optimizers.ipynb"
@@ -137,8 +139,7 @@ def test_zip_collect_of_an_lms_download_then_autograde(tmp_path):
             shutil.copy(ROOT / RELEASED, notebook)
             solve(notebook, case)
             archive.write(notebook, f"{student}_attempt_2026-11-2{number}_optimizers.ipynb")
-    pattern = r".+/(?P<student_id>[a-z]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"
-    run([BIN / "nbgrader", "zip_collect", ASSIGNMENT, "--force", f"--FileNameCollectorPlugin.named_regexp={pattern}"],
+    run([BIN / "nbgrader", "zip_collect", ASSIGNMENT, f"--FileNameCollectorPlugin.named_regexp={LMS_PATTERN}"],
         course, env)
     for student in SOLUTIONS:
         assert (course / "submitted" / student / ASSIGNMENT / "optimizers.ipynb").is_file(), student
