@@ -184,3 +184,16 @@ def test_nbgrader_validate_passes_on_the_reference():
 def test_every_visible_test_fails_on_the_student_stubs():
     result = _nbgrader("validate", "--invert", str(STUDENT))
     assert "Success! The notebook does not pass any tests." in result.stdout, result.stdout + result.stderr
+
+
+def test_a_failing_generation_changes_no_committed_file(monkeypatch):
+    """nbgrader deletes its release folder before writing: generation runs in a scratch course and
+    writes the course's files only after every output was produced."""
+    from nbgrader.apps import NbGraderAPI
+
+    before = {rel: (ROOT / rel).read_bytes() for rel in generate.outputs()}
+    monkeypatch.setattr(NbGraderAPI, "generate_assignment",
+                        lambda self, *a, **k: {"success": False, "log": "simulated failure", "error": "boom"})
+    with pytest.raises(RuntimeError, match="nbgrader generate_assignment failed"):
+        generate.main([])
+    assert {rel: (ROOT / rel).read_bytes() for rel in before} == before
