@@ -12,12 +12,13 @@ in the sandbox and scores from the hidden checks.
 import os
 import sys
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, IgnorePattern, LimitOutput, OverwriteCells,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec, SaveAutoGrades)
 
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, SandboxedExecute
+from autograder.sanitize import SanitizeSubmission
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -51,7 +52,13 @@ c.Autograde.sanitize_preprocessors = [
     ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
-    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    LimitOutput, SanitizeSubmission, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+# Nothing active from a submission reaches a page (autograder/sanitize.py). The stored
+# autograded notebook is already clean (above); rendering cleans it again, in case a notebook
+# reached autograded/ another way: generate_feedback after GetGrades (nbgrader's defaults kept),
+# and every HTMLExporter this config reaches, which includes the formgrader's submission view.
+c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor]
+c.HTMLExporter.preprocessors = [SanitizeSubmission]
 c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back
 c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
 c.SandboxedExecute.timeout = 60                  # seconds per cell

@@ -1,0 +1,261 @@
+"""Nothing active from a submission reaches a page: sanitize what feedback and the formgrader render.
+
+Everything a notebook carries is hostile data once a student has touched it: outputs,
+markdown cells, attachments, raw cells, metadata. nbgrader renders the autograded
+notebook into the feedback page (``generate_feedback``) and into the formgrader's
+submission view, which an instructor opens in the Jupyter server's origin; both
+templates insert output HTML and rendered markdown verbatim. ``SanitizeSubmission``
+rewrites the notebook so that whatever template renders it gets inert HTML:
+
+* outputs keep only the MIME types in ``KEPT_MIME_TYPES``; HTML, SVG and markdown are
+  cleaned by nh3 (the ammonia sanitizer) with the allowlist below, everything else
+  (``application/javascript``, widget views, PDFs, unknown types) is dropped with a note;
+* a markdown cell whose source has no raw HTML, no mermaid block and only safe link
+  URLs is left byte for byte; any other is rendered with nbconvert's own markdown
+  renderer, cleaned, and stored as one HTML block (so it reads the same);
+* attachments keep only raster images; raw cells are cleaned; cell and notebook
+  metadata keep only the keys nbgrader and this grader use.
+
+It runs in ``nbgrader autograde`` (so the stored notebook is clean) and again when
+feedback or the formgrader renders it (see nbgrader_config.py).
+"""
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urlsplit
+
+import nh3
+from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
+from nbformat.v4 import new_output
+from nbgrader.preprocessors import NbGraderPreprocessor
+
+RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
+CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
+# text/latex is printed escaped by the templates (then typeset by MathJax); text/plain is escaped.
+KEPT_MIME_TYPES = frozenset({"text/plain", "text/latex"}) | RASTER_TYPES | CLEANED_TYPES
+KEPT_CELL_METADATA = frozenset({"nbgrader", "tags", "deletable", "editable", "trusted"})
+KEPT_NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "nbgrader", "autograder"})
+
+SVG_TAGS = {"svg", "g", "path", "circle", "ellipse", "line", "polyline", "polygon", "rect", "text",
+            "tspan", "title", "desc", "defs", "use", "symbol", "clippath", "lineargradient",
+            "radialgradient", "stop", "marker", "pattern", "mask"}
+HTML_TAGS = (set(nh3.ALLOWED_TAGS) - {"area", "map"}) | {"sub", "sup", "hr", "br", "img", "span", "div"}
+TAGS = HTML_TAGS | SVG_TAGS
+GENERIC_ATTRIBUTES = {"class", "title", "style", "id", "align", "colspan", "rowspan", "width", "height"}
+SVG_ATTRIBUTES = {"viewbox", "viewBox", "xmlns", "version", "d", "x", "y", "x1", "x2", "y1", "y2", "cx", "cy",
+                  "r", "rx", "ry", "dx", "dy", "points", "transform", "fill", "fill-opacity", "fill-rule",
+                  "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-dasharray",
+                  "stroke-opacity", "opacity", "offset", "stop-color", "stop-opacity", "clip-path",
+                  "font-size", "font-family", "font-weight", "text-anchor", "dominant-baseline",
+                  "preserveaspectratio", "preserveAspectRatio", "gradientunits", "href", "xlink:href",
+                  "markerwidth", "markerheight", "refx", "refy", "orient"}
+# Layout-neutral properties only: no position, z-index, display, or anything that can lay a
+# fake page over the formgrader; values with url() or CSS escapes are dropped whole (below).
+STYLE_PROPERTIES = {"color", "background-color", "font-weight", "font-style", "font-size", "font-family",
+                    "text-align", "text-decoration", "vertical-align", "white-space", "padding", "padding-left",
+                    "padding-right", "margin-left", "margin-right", "border", "border-collapse", "border-bottom",
+                    "fill", "fill-opacity", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin",
+                    "stroke-opacity", "stroke-dasharray", "opacity", "text-anchor"}
+URL_ATTRIBUTES = {"href", "src", "xlink:href", "cite", "action", "formaction", "background", "poster", "data"}
+LINK_SCHEMES = {"http", "https", "mailto"}
+# Classes the page's own CSS gives meaning to (bootstrap's "modal", "fixed-top", ...) could
+# dress student HTML as grader UI; only our report's classes and code highlighting pass.
+CLASS_TOKEN = re.compile(r"autograder-[A-Za-z0-9_-]+|highlight|anchor-link|[a-z]{1,3}[0-9]?")
+DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
+
+
+def _safe_url(value: str, *, image: bool = False) -> bool:
+    """http(s)/mailto, relative, or (for images) an inline raster; judged after browsers' URL clean-up."""
+    squeezed = re.sub(r"[\x00-\x20\x7f]+", "", html.unescape(value))
+    if image and DATA_IMAGE.fullmatch(value.strip()):
+        return True
+    scheme = urlsplit(squeezed).scheme.lower() if ":" in squeezed else ""
+    return scheme in LINK_SCHEMES or (scheme == "" and not squeezed.lower().startswith(("//", "\\\\")))
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    if attribute in URL_ATTRIBUTES:
+        if tag == "use":                                    # only references inside the same SVG
+            return value if value.startswith("#") else None
+        return value if _safe_url(value, image=(tag == "img" and attribute == "src")) else None
+    if attribute == "class":
+        kept = [token for token in value.split() if CLASS_TOKEN.fullmatch(token)]
+        return " ".join(kept) or None
+    if attribute == "style" and ("url" in value.lower() or "\\" in value or "expression" in value.lower()):
+        return None
+    return value
+
+
+CLEANER = nh3.Cleaner(
+    tags=TAGS, clean_content_tags={"script", "style"},
+    attributes={"*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES, "a": {"href"}, "img": {"src", "alt"},
+                "th": {"scope"}, "ol": {"start"}},
+    attribute_filter=_attribute_filter, strip_comments=True, link_rel="noopener noreferrer nofollow",
+    url_schemes=LINK_SCHEMES | {"data"}, filter_style_properties=STYLE_PROPERTIES,
+    id_prefix="user-")                              # no clobbering of the page's own element ids
+
+
+def clean_html(text: str) -> str:
+    """HTML (or SVG) fragment → the same fragment with nothing active left (nh3 allowlist)."""
+    return CLEANER.clean(str(text))
+
+
+# -- markdown ---------------------------------------------------------------------------------
+
+_PARSER = MarkdownWithMath(renderer=None)       # nbconvert's own grammar (math, tables, ...), as an AST
+
+
+def _needs_cleaning(tokens: list, attachments: dict) -> bool:
+    for token in tokens:
+        kind, attrs = token.get("type"), token.get("attrs") or {}
+        if kind in ("block_html", "inline_html"):
+            return True
+        if kind == "block_code" and str(attrs.get("info") or "").strip().lower().startswith("mermaid"):
+            return True                             # nbconvert writes mermaid code into the page unescaped
+        if kind in ("link", "image"):
+            url = str(attrs.get("url", ""))
+            if kind == "image" and url.startswith("attachment:"):
+                if not RASTER_TYPES & set(attachments.get(url[len("attachment:"):], {})):
+                    return True
+            elif not _safe_url(url):
+                return True
+        if _needs_cleaning(token.get("children") or [], attachments):
+            return True
+    return False
+
+
+SANITIZED_CLASS = "autograder-sanitized"
+
+
+def _html_block(fragment: str) -> str:
+    """Cleaned HTML as one markdown HTML block: a single ``<div>`` line, newlines as ``&#10;``.
+
+    mistune takes such a line whole as raw HTML, so nothing inside is parsed as markdown again.
+    """
+    wrapped = clean_html(f'<div class="{SANITIZED_CLASS}">{fragment}</div>')
+    return wrapped.replace("\r", "").replace("\n", "&#10;")
+
+
+def _is_one_clean_block(source: str) -> bool:
+    tokens = _PARSER.parse(source)[0]
+    return ([t["type"] for t in tokens] == ["block_html"] and tokens[0]["raw"].strip() == source
+            and source.startswith(f'<div class="{SANITIZED_CLASS}">')
+            and clean_html(source).replace("\r", "").replace("\n", "&#10;") == source)
+
+
+def clean_markdown(source: str, attachments: dict | None = None) -> str:
+    """Markdown that renders to nothing active through nbconvert's markdown renderer.
+
+    Ordinary markdown (headings, lists, code, $math$, tables, http(s) links) is returned
+    unchanged, and so is a cell this function wrote before. Otherwise the cell is rendered
+    with nbconvert's renderer, cleaned with nh3 and returned as one HTML block, which renders
+    the same; should even that not re-parse as that block, the source is shown as escaped text.
+    """
+    attachments = {name: {m: v for m, v in (data or {}).items() if m in RASTER_TYPES}
+                   for name, data in (attachments or {}).items()}
+    source = str(source)
+    if not _needs_cleaning(_PARSER.parse(source)[0], attachments) or _is_one_clean_block(source):
+        return source
+    # Attachments that are not raster images are gone; referring to one must not fail the render.
+    renderable = {**{m.group(1): {"image/png": ""} for m in re.finditer(r"attachment:([^\s)\"'>]+)", source)},
+                  **{name: data for name, data in attachments.items() if data}}
+    try:
+        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=renderable,
+                                                             exclude_anchor_links=True)).render(source)
+        block = _html_block(rendered)
+    except (InvalidNotebook, ValueError, RecursionError):
+        block = ""
+    if block and _is_one_clean_block(block):
+        return block
+    return _html_block(f"<pre>{html.escape(source)}</pre>")
+
+
+# -- the preprocessor -------------------------------------------------------------------------
+
+def _image_metadata(metadata: dict) -> dict:
+    """Per-type metadata the templates read: numeric width/height of raster images only."""
+    kept = {}
+    for mime in RASTER_TYPES:
+        entry = metadata.get(mime) if isinstance(metadata.get(mime), dict) else {}
+        sizes = {k: v for k, v in entry.items() if k in ("width", "height") and isinstance(v, (int, float))
+                 and not isinstance(v, bool)}
+        if sizes:
+            kept[mime] = sizes
+    return kept
+
+
+def clean_output(output: dict) -> list:
+    """One output with only inert content (as a list: a note follows if anything was dropped).
+
+    Dropped rich data is said in a separate stream output, so an ``execute_result``'s
+    text/plain (nbgrader's partial-credit value) is never altered.
+    """
+    kind = output.get("output_type")
+    if kind == "stream":
+        return [new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout",
+                           text=str(output.get("text", "")))]
+    if kind == "error":
+        return [new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
+                           traceback=[str(line) for line in output.get("traceback") or []])]
+    if kind not in ("display_data", "execute_result"):
+        return [_dropped([f"an output of type {kind!r}"])]
+    data, dropped = {}, []
+    for mime, value in (output.get("data") or {}).items():
+        text = "".join(value) if isinstance(value, list) else value
+        if mime not in KEPT_MIME_TYPES or not isinstance(text, str):
+            dropped.append(mime)
+        elif mime in ("text/html", "image/svg+xml"):
+            data[mime] = clean_html(text)
+        elif mime == "text/markdown":
+            data[mime] = clean_markdown(text)
+        else:
+            data[mime] = text
+    notes = [_dropped(dropped)] if dropped else []
+    if not data:
+        return notes or [_dropped([])]
+    cleaned = new_output(kind, data=data, metadata=_image_metadata(output.get("metadata") or {}))
+    if kind == "execute_result":
+        count = output.get("execution_count")
+        cleaned["execution_count"] = count if isinstance(count, int) and not isinstance(count, bool) else None
+    return [cleaned, *notes]
+
+
+def _dropped(what: list) -> dict:
+    return new_output("stream", name="stdout",
+                      text=f"[the autograder removed {', '.join(what) or 'an empty output'} here: "
+                           "pages show no active content from a submission]\n")
+
+
+class SanitizeSubmission(NbGraderPreprocessor):
+    """Make a submission safe to render as HTML (feedback, formgrader): see the module docstring.
+
+    An NbGraderPreprocessor so that it is enabled wherever it is listed (nbconvert's are off by default).
+    """
+
+    def preprocess(self, nb, resources):
+        for key in [k for k in nb.metadata if k not in KEPT_NOTEBOOK_METADATA]:
+            del nb.metadata[key]                    # e.g. widget state, which the templates turn into script
+        for cell in nb.cells:
+            for key in [k for k in cell.get("metadata", {}) if k not in KEPT_CELL_METADATA]:
+                del cell.metadata[key]
+            tags = cell.metadata.get("tags")
+            if tags is not None:
+                cell.metadata["tags"] = [str(t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+            grading = cell.metadata.get("nbgrader")
+            if isinstance(grading, dict) and isinstance(grading.get("comment"), str):
+                grading["comment"] = clean_markdown(grading["comment"])   # shown as markdown in feedback
+            if cell.cell_type == "code":
+                cell.outputs = [kept for output in cell.get("outputs", []) for kept in clean_output(output)]
+            elif cell.cell_type == "markdown":
+                cell.source = clean_markdown(cell.source, cell.get("attachments"))
+                attachments = {name: {m: v for m, v in data.items() if m in RASTER_TYPES}
+                               for name, data in (cell.get("attachments") or {}).items()}
+                attachments = {name: data for name, data in attachments.items() if data}
+                if attachments:
+                    cell.attachments = attachments
+                else:
+                    cell.pop("attachments", None)
+            elif cell.cell_type == "raw":
+                cell.source = clean_html(cell.source)
+        return nb, resources
