@@ -6,7 +6,8 @@ Configured in ``nbgrader_config.py`` (``Autograde.sanitize_preprocessors`` and
 sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds,
            OverwriteCells (+ add_missing_cells), CheckCellMetadata
 autograde: ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
-           HiddenChecks, LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata
+           HiddenChecks, LimitOutput, SanitizeSubmission (sanitize.py), SaveAutoGrades,
+           AssignLatePenalties, CheckCellMetadata
 """
 from __future__ import annotations
 
