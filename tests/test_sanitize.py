@@ -386,6 +386,8 @@ class Formgrader:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
              f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
+             # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
+             "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
              *(["--allow-root"] if os.geteuid() == 0 else [])],
             cwd=course, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
