@@ -8,14 +8,19 @@ written here by hand.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Optional
 
 import numpy as np
 
+from .probe import MEMORY, PROBLEMS
+
 COMPONENTS = ("Optimizer", "SGD", "Adam", "AdamW")
 RTOL, ATOL_SCALE = 1e-4, 1e-6          # float32 rounding, with room for reordered arithmetic
 DISTINCT = 100                          # a misconception must miss the reference by 100x the tolerance
+QUOTED = 160                            # characters of a submission's own text (an exception message) quoted back
 
 
 def _rng(seed: int):
@@ -185,13 +190,59 @@ class CheckResult:
 
 
 def observations_of(flat: dict, check_id: str) -> list:
-    """[(label, array)] of one check from a flat ``{check|index|label: array}`` mapping, in order."""
+    """[(label, array)] of one check from a flat ``{check|index|label: array}`` mapping, in order.
+
+    Memory tables become ratios here, so every run (reference, variants, submission) is measured alike.
+    """
     rows = []
     for key, value in flat.items():
         parts = key.split("|", 2)
         if len(parts) == 3 and parts[0] == check_id and parts[1].isdigit():
             rows.append((int(parts[1]), parts[2], np.asarray(value)))
-    return [(label, value) for _, label, value in sorted(rows, key=lambda r: r[0])]
+    scenarios = _scenarios().get(check_id, [])
+    return [(label, _measured(label, value, scenarios)) for _, label, value in sorted(rows, key=lambda r: r[0])]
+
+
+@lru_cache(maxsize=1)
+def _scenarios() -> dict:
+    return {c.id: c.scenarios for c in catalog()}
+
+
+MEMORY_TABLE = re.compile(r"\[(\d+)\] .*" + re.escape(MEMORY))
+
+
+def _measured(label: str, value: np.ndarray, scenarios: list) -> np.ndarray:
+    match = MEMORY_TABLE.fullmatch(label)
+    if match is None:
+        return value
+    n = int(match.group(1)) - 1
+    if not 0 <= n < len(scenarios) or scenarios[n]["kind"] != "memory":
+        return np.array("not a measurement")
+    return memory_ratio(value, scenarios[n])
+
+
+def memory_ratio(table: np.ndarray, scenario: dict) -> np.ndarray:
+    """(parameters + state) / parameters, from the probe's ``[[elements, bytes per element], ...]``.
+
+    The counting rule (MISCONCEPTIONS.md, "Memory"): a buffer counts when it has at
+    least as many elements as the scenario's smallest parameter. Every per-parameter
+    buffer does; hyperparameter arrays and cached scalars never do. The denominator
+    is the scenario's own parameters, not anything the submission reports.
+    """
+    sizes = [np.asarray(p).size for p in scenario["params"]]
+    itemsize = np.dtype(scenario.get("dtype", "float32")).itemsize
+    table = np.asarray(table)
+    if (table.dtype != np.float64 or table.ndim != 2 or table.shape[1] != 2 or not np.isfinite(table).all()
+            or (table < 0).any() or (table != np.round(table)).any()):
+        return np.array("not a measurement")
+    counted = table[table[:, 0] >= min(sizes)]
+    return np.array(round(float(np.sum(counted[:, 0] * counted[:, 1])) / (itemsize * sum(sizes)), 3))
+
+
+def quoted(text, limit: int = QUOTED) -> str:
+    """``text`` safe to quote in feedback: one line, printable characters only, at most ``limit`` characters."""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def _tolerance(expected: np.ndarray) -> float:
@@ -214,18 +265,18 @@ def first_divergence(got: list, expected: list, slack: float = 1.0) -> Optional[
             return f"{label}: no value recorded"
         got_label, value = got[n]
         if got_label != label:
-            return f"{label}: expected a value, but the run went: {got_label} = {_show(value)}"
+            return f"{label}: expected a value, but the run went: {quoted(got_label)} = {_show(value)}"
         if not values_match(value, exp, slack):
             return f"{label}: {_where(value, exp)}"
     if len(got) > len(expected):
         label, value = got[len(expected)]
-        return f"{label}: unexpected {_show(value)}"
+        return f"{quoted(label)}: unexpected {_show(value)}"
     return None
 
 
 def _show(value: np.ndarray) -> str:
     if value.dtype.kind == "U":
-        return str(value)
+        return quoted(value)
     if value.size == 1:
         return f"{float(value.reshape(-1)[0]):.6g}"
     return f"array of shape {value.shape}"
@@ -253,7 +304,7 @@ def judge(check: Check, got: list, reference: dict, problems: str = "") -> Check
     diagnosis = diagnose(check, got, reference)
     message = f"failed: {check.what}. First difference at {divergence}"
     if problems:
-        message += f" (while defining your classes: {problems.splitlines()[0]})"
+        message += f" (while defining your classes: {quoted(problems.splitlines()[0])})"
     return CheckResult(check.id, check.component, 0.0, check.points, diagnosis, message)
 
 
@@ -265,7 +316,7 @@ def diagnose(check: Check, got: list, reference: dict) -> Optional[str]:
 
 
 def judge_component(component: str, flat: dict, reference: dict) -> list:
-    problems = str(flat.get("__problems__", ""))
+    problems = str(flat.get(PROBLEMS, ""))
     return [judge(c, observations_of(flat, c.id), reference, problems) for c in checks_for(component)]
 
 

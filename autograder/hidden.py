@@ -14,16 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from . import reference, sandbox
 from .checks import COMPONENTS, failed_component, judge_component, probe_spec
+from .probe_output import InvalidOutput, read_results
 from .submission import graded_code, public_package
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=30.0,
                               processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024)
-MAX_OBSERVATIONS_BYTES = 16 * 1024**2
 
 
 @lru_cache(maxsize=1)
@@ -49,17 +47,15 @@ def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_
         (scratch / "spec.json").write_text(json.dumps(probe_spec(component)))
         result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],
                              scratch, limits, ro_paths=[runtime], env={"PYTHONPATH": str(runtime)})
-        out = scratch / "out.npz"
         if result.killed_reason:
             return None, f"the {component} checks were stopped: {result.killed_reason}"
-        if not out.is_file() or out.stat().st_size > MAX_OBSERVATIONS_BYTES:
+        try:
+            return read_results(scratch, "out.npz", component), None
+        except FileNotFoundError:
             code = "killed" if result.returncode is None else f"exit code {result.returncode}"
             return None, f"the {component} checks ended before reporting ({code}): does your code exit the process?"
-        try:
-            with np.load(out, allow_pickle=False) as npz:
-                return {key: npz[key] for key in npz.files}, None
-        except Exception as err:  # a damaged or forged file is the student's loss, never a crash
-            return None, f"the {component} checks reported unreadable results ({type(err).__name__})"
+        except InvalidOutput as err:  # written by the student's process: its loss, never a crash
+            return None, f"the {component} checks reported an invalid results file ({err})"
 
 
 def run_hidden_checks(source_nb, student_nb, components=COMPONENTS) -> dict:

@@ -10,16 +10,31 @@ CELLS.json is a list of [name, code] pairs: the given helpers, then the student'
 """
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import traceback
+import types
 
 import numpy as np
 
 # Captured before any student code runs, so a submission that rebinds them
 # cannot change how this file records observations.
 _array, _float64, _ndarray, _isinstance, _str, _len = np.array, np.float64, np.ndarray, isinstance, str, len
+_savez = np.savez
 NONE = "<None>"
+MAX_TEXT = 1000               # characters of one text observation; the grader accepts no more
+PROBLEMS = "__problems__"     # the one key besides observations: why a cell did not define
+MEMORY = " (x parameter bytes)"   # a label ending so holds a table of buffers the grader turns into a ratio
+
+# Structure is measured without asking the student's objects: type() cannot be
+# faked by a __class__ property, gc.get_referents() reads what an object really
+# holds (not a __dict__ property), and ndarray's own descriptors give the real
+# dtype and size of a subclass whose properties lie.
+_type, _issubclass, _id, _referents = type, issubclass, id, gc.get_referents
+_ND = {name: np.ndarray.__dict__[name].__get__ for name in ("base", "dtype", "size", "itemsize")}
+_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+           types.CodeType, types.FrameType, types.GeneratorType)
 
 
 class Recorder:
@@ -44,7 +59,7 @@ class Recorder:
         self.items.append((label, obs))
 
     def text(self, label: str, text: str) -> None:
-        self.items.append((label, _array(_str(text))))
+        self.items.append((label, _array(_str(text)[:MAX_TEXT])))
 
 
 def tensor(values, dtype="float32"):
@@ -199,50 +214,82 @@ def defaults(ns: dict, spec: dict, rec: Recorder) -> None:
         rec.value(f"{spec['cls']}() default {attr}", getattr(opt, attr, None))
 
 
-def _reachable_bytes(root, skip: set) -> int:
-    """Bytes of every distinct ndarray reachable from ``root`` (the grader's own ruler)."""
+def _owner(array):
+    """The array that owns ``array``'s memory (a view's ultimate ndarray base), read with ndarray's own descriptors."""
+    while True:
+        base = _ND["base"](array)
+        if base is None or not _issubclass(_type(base), _ndarray):
+            return array
+        array = base
+
+
+def _reachable_buffers(root, skip: set) -> list:
+    """[[elements, bytes per element]] of every distinct array buffer reachable from ``root``.
+
+    The grader's own ruler: it follows what objects really reference (instance
+    attributes and slots, containers, an ndarray subclass's attributes), never
+    into classes, modules or functions, and reports sizes; the grader decides
+    what counts (``checks.memory_ratio``).
+    """
     seen, owners, stack = set(), {}, [root]
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or id(obj) in skip:
+        if _id(obj) in seen or _id(obj) in skip:
             continue
-        seen.add(id(obj))
-        if _isinstance(obj, _ndarray):
-            base = obj
-            while _isinstance(base.base, _ndarray):
-                base = base.base
-            owners[id(base)] = base.nbytes
-        elif _isinstance(obj, dict):
-            stack.extend(obj.values())
-        elif _isinstance(obj, (list, tuple, set, frozenset)):
-            stack.extend(obj)
-        elif hasattr(obj, "__dict__") and not _isinstance(obj, type):
-            stack.extend(vars(obj).values())
-    return sum(owners.values())
+        seen.add(_id(obj))
+        kind = _type(obj)
+        if _issubclass(kind, _ndarray):
+            owner = _owner(obj)
+            owners[_id(owner)] = owner           # keeps it alive, so its id is not reused
+            if kind is _ndarray:
+                continue
+        elif _issubclass(kind, _OPAQUE):
+            continue
+        stack.extend(_referents(obj))
+    return [[_ND["size"](a), _ND["itemsize"](a)] for a in owners.values()]
+
+
+def _dtype_name(value) -> str:
+    """The real dtype of an array, or of the array a Tensor holds; never what the object says about itself."""
+    if _issubclass(_type(value), (list, tuple, dict, set, frozenset)):
+        return "not an array"
+    if not _issubclass(_type(value), _ndarray):
+        held = [v for r in _referents(value) for v in ((r.get("data"),) if _type(r) is dict else (r,))]
+        arrays = [v for v in held if _issubclass(_type(v), _ndarray)]
+        if not arrays:
+            return "not an array"
+        value = arrays[0]
+    return _str(_ND["dtype"](value))
 
 
 def memory(ns: dict, spec: dict, rec: Recorder) -> None:
-    """(parameters + state) / parameters, before the first step and after some; dtypes kept."""
-    params = [tensor(p) for p in spec["params"]]
-    param_bytes = sum(p.data.nbytes for p in params)
+    """The buffers an optimizer holds before the first step and after some; the real dtypes of its state."""
+    dtype = spec.get("dtype", "float32")
+    params = [tensor(p, dtype) for p in spec["params"]]
     opt = ns[spec["cls"]](params, **spec["kwargs"])
+    grads = []
 
-    def ratio():
-        skip = {id(p.grad) for p in params} | {id(getattr(p.grad, "data", None)) for p in params}
-        return _reachable_bytes(opt, skip) / param_bytes
+    def buffers():
+        skip = {_id(g) for g in grads}
+        for p in params:
+            grad = p.__dict__.get("grad")
+            skip |= {_id(grad), _id(getattr(grad, "data", None))}
+        return _array(_reachable_buffers(opt, skip), dtype=_float64).reshape(-1, 2)
 
     if spec.get("before_first_step"):
-        rec.value("memory before the first step (x parameter bytes)", round(ratio(), 3))
+        rec.value("memory before the first step" + MEMORY, buffers())
     for _ in range(spec["steps"]):
-        for p in params:
-            p.grad = np.full(p.data.shape, 0.01, np.float32)
+        grads[:] = [np.full(p.data.shape, 0.01, dtype) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g
         opt.step()
-    rec.value(f"memory after {spec['steps']} steps (x parameter bytes)", round(ratio(), 3))
+    rec.value(f"memory after {spec['steps']} steps" + MEMORY, buffers())
     for j, p in enumerate(params):
-        rec.text(f"params[{j}] dtype", str(getattr(p.data, "dtype", type(p.data).__name__)))
+        rec.text(f"params[{j}] dtype", _dtype_name(p.__dict__.get("data")))
     for attr in spec.get("state", ()):
-        for j, buf in enumerate(getattr(opt, attr, [])):
-            rec.text(f"{attr}[{j}] dtype", str(getattr(buf, "dtype", type(buf).__name__)))
+        held = getattr(opt, attr, [])
+        for j in range(_len(params)):
+            rec.text(f"{attr}[{j}] dtype", _dtype_name(held[j]) if j < _len(held) else "<missing>")
 
 
 def validation(ns: dict, spec: dict, rec: Recorder) -> None:
@@ -317,8 +364,8 @@ def main(argv) -> int:
     problems = define(cells, ns)
     results = observe(ns, spec["checks"])
     flat = flatten(results)
-    flat["__problems__"] = np.array("\n".join(problems))
-    np.savez(out_path, **flat)
+    flat[PROBLEMS] = _array("\n".join(problems)[:MAX_TEXT])
+    _savez(out_path, **flat)
     return 0
 
 

@@ -209,7 +209,109 @@ def cases(root: Path = ROOT) -> list:
         ("hostile-sys-exit", attack("SGD", "        import sys\n        sys.exit(0)\n"),
          attack("SGD", "        raise SystemExit(0)\n"), {}),
     ]
+    out += probe_output_cases(root)
     return out
+
+
+# -- the probe's results file and the structure it reports (issue 9 item 3, issue 11 memory) ------
+# Top-level code in a solution cell runs in the probe process, so it can replace the
+# results file at exit; an ndarray subclass can lie about its dtype. None may raise a score.
+
+LIAR = """
+class Float32Looking(np.ndarray):
+    \"\"\"Holds float64, says float32.\"\"\"
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float32)
+
+    @property
+    def nbytes(self):
+        return self.size * 4
+
+    @property
+    def itemsize(self):
+        return 4
+
+"""
+HIDING_DICT = """    @property
+    def __dict__(self):
+        return {"params": self.params, "momentum_buffers": self.momentum_buffers}
+
+"""
+CACHED_ARRAYS = ("        self.betas = np.asarray(betas)                # 16 bytes of hyperparameters\n"
+                 "        self._lr_array = np.array([lr])               # a cached scalar array\n"
+                 "        self._t = np.zeros(())                        # a 0-d counter\n")
+FORGE_RESULTS = """
+import atexit as _atexit, os as _os
+
+def _forge_results():
+    if "sgd-plain" not in open("spec.json").read():
+        return                           # only the SGD probe's results are replaced
+{body}
+_atexit.register(_forge_results)
+"""
+# 256 MiB of float64 zeros in each of three members, about 800 KiB of zip, written by hand
+# so that deflate restarts every MiB (Z_FULL_FLUSH) and one compressed MiB can be repeated.
+RESULTS_BOMB = """    import struct, zlib
+    head = b"\\x93NUMPY\\x01\\x00v\\x00{'descr': '<f8', 'fortran_order': False, 'shape': (33554432,), }"
+    head = head + b" " * (127 - len(head)) + b"\\n"
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    mib = comp.compress(b"\\0" * 2**20) + comp.flush(zlib.Z_FULL_FLUSH)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = comp.compress(head) + comp.flush(zlib.Z_FULL_FLUSH) + mib * 256 + comp.flush()
+    crc = zlib.crc32(head)
+    for _ in range(256):
+        crc = zlib.crc32(b"\\0" * 2**20, crc)
+    size, local, central = len(head) + 2**28, b"", b""
+    for i in range(3):
+        name = f"sgd-plain|{i:03d}|[1] step 1: params[{i}].npy".encode()
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size,
+                               len(name), 0, 0, 0, 0, 0, len(local)) + name
+        local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0)
+        local += name + data
+    with open("out.npz", "wb") as f:
+        f.write(local + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 3, 3, len(central), len(local), 0))
+"""
+FORGED_LABELS = """    import numpy as _np
+    spec = open("spec.json").read()
+    with _np.load("out.npz.real", allow_pickle=False) as real:
+        flat = {k: real[k] for k in real.files}
+    forged = {}
+    for n, (key, value) in enumerate(flat.items()):
+        check, index, _ = (key.split("|", 2) + ["", ""])[:3]
+        if n % 2 and index:
+            forged[f"{check}|{index}|{spec[n:n + 20000]}"] = value      # the hidden inputs as a label
+        elif value.dtype.kind == "U":
+            forged[key] = _np.array(spec[n:n + 999])                     # and as a message
+        else:
+            forged[key] = value
+    _np.savez("out.npz", **forged)
+"""
+
+
+def _forging(body: str) -> dict:
+    return {"sgd": lambda c: c + FORGE_RESULTS.format(body=body)}
+
+
+def probe_output_cases(root: Path = ROOT) -> list:
+    """Cases for the probe's output and structure; the forgeries cost SGD its points, nothing else."""
+    lying = {"sgd": lambda c: c.replace("class SGD(Optimizer):", LIAR + "class SGD(Optimizer):", 1)
+             .replace("self.momentum_buffers[i] = np.zeros_like(param.data)",
+                      "self.momentum_buffers[i] = Float32Looking(param.data.shape, dtype=np.float64)\n"
+                      "                self.momentum_buffers[i].fill(0)", 1)
+             .replace("    def has_momentum(self)", HIDING_DICT + "    def has_momentum(self)", 1)}
+    cached = {"adam": lambda c: c.replace("        self.weight_decay = weight_decay\n",
+                                          "        self.weight_decay = weight_decay\n" + CACHED_ARRAYS, 1)}
+    host_file = f"    _os.remove('out.npz')\n    _os.symlink({str(root / 'source/07_optimizers/optimizers.ipynb')!r}, 'out.npz')\n"
+    labels = '    _os.replace("out.npz", "out.npz.real")\n' + FORGED_LABELS
+    return [
+        ("correct-adam-cached-arrays", cached, None, {}),
+        ("hostile-lying-dtype", lying, None, {}),
+        ("hostile-results-bomb", _forging("    _os.remove('out.npz')\n" + RESULTS_BOMB), {}, {"SGD": 0.0}),
+        ("hostile-results-symlink", _forging(host_file), {}, {"SGD": 0.0}),
+        ("hostile-results-labels", _forging(labels), {}, {"SGD": 0.0}),
+    ]
 
 
 def fill(student_nb, source_nb, edits: dict):
