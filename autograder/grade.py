@@ -1,6 +1,8 @@
 """Grade notebooks through the hardened ``nbgrader autograde``, each in a scratch course.
 
-One bad submission never stops a batch: it becomes an entry with ``error`` set.
+One bad submission never stops a batch: it becomes an entry with ``error`` set. Locally
+each notebook is graded in a supervised worker process (autograder/workers.py), so even
+a worker killed for memory or time costs only the notebook it was grading.
 """
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import re
 import shutil
 import sys
 import tempfile
-from concurrent.futures import Executor, ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import nbformat
 
+from . import tempdirs, workers
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
 from .submission import NotANotebook, component_cells, grade_points, read_submission
@@ -92,7 +94,7 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
         entry["error"] = str(err)
         return entry
     student = student_id(Path(path), index)
-    with tempfile.TemporaryDirectory(prefix="autograde-course-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="autograde-course-", dir=tempdirs.run_dir()) as tmp:
         course = Path(tmp) / "course"
         shutil.copytree(template, course)
         submitted = course / "submitted" / student / ASSIGNMENT
@@ -154,35 +156,44 @@ def _quiet():
         root.setLevel(level)
 
 
-def _executor(jobs: int, scheduler: str | None) -> Executor:
-    if scheduler:
-        from distributed import Client
+def _on_dask(scheduler: str, fn, calls: list, failed) -> list:
+    """``fn(*args)`` for each of ``calls`` on a Dask cluster; a lost task becomes ``failed(args, why)``."""
+    from distributed import Client
 
-        return Client(scheduler).get_executor()
-    return ProcessPoolExecutor(max_workers=jobs)
+    with Client(scheduler).get_executor() as pool:
+        futures = [pool.submit(fn, *args) for args in calls]
+        out = []
+        for future, args in zip(futures, calls):
+            try:
+                out.append(future.result())
+            except Exception as err:  # e.g. KilledWorker: that notebook's loss, never the batch's
+                out.append(failed(args, f"grading worker died: {type(err).__name__}: {_one_line(err)}"))
+        return out
 
 
 def grade_many(paths: list, jobs: int = 1, feedback_dir: str | None = None, scheduler: str | None = None,
-               progress: bool = True) -> list:
+               progress: bool = True, worker_seconds: float = workers.WORKER_SECONDS) -> list:
     """Grade every notebook, in input order; identical results whatever ``jobs`` is."""
     from tqdm import tqdm
 
-    with tempfile.TemporaryDirectory(prefix="autograde-template-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="autograde-template-", dir=tempdirs.run_dir()) as tmp:
         template = str(make_template(Path(tmp) / "template"))
         bar = tqdm(total=len(paths), unit="nb", desc="grading", disable=not progress, file=sys.stderr)
-        if jobs <= 1 and not scheduler:
-            results = []
-            for i, p in enumerate(paths):
-                results.append(_safe(grade_one, p, template, i, feedback_dir))
-                bar.update()
+        calls = [[str(p), template, i, feedback_dir] for i, p in enumerate(paths)]
+        if scheduler:
+            results = _on_dask(scheduler, graded, calls, lambda args, why: empty_entry(args[0], why))
         else:
-            with _executor(jobs, scheduler) as pool:
-                futures = [pool.submit(_safe, grade_one, p, template, i, feedback_dir) for i, p in enumerate(paths)]
-                for future in futures:
-                    future.add_done_callback(lambda _: bar.update())
-                results = [f.result() for f in futures]
+            outcomes = workers.run_tasks([("graded", args) for args in calls], jobs, bar.update,
+                                         seconds=worker_seconds)
+            results = [o.result if o.error is None else empty_entry(str(p), o.error)
+                       for o, p in zip(outcomes, paths)]
         bar.close()
     return results
+
+
+def graded(path: str, template: str, index: int, feedback_dir: str | None) -> dict:
+    """One notebook's entry, whatever happens (a worker task)."""
+    return _safe(grade_one, path, template, index, feedback_dir)
 
 
 def _safe(fn, path, *args) -> dict:
@@ -221,17 +232,12 @@ def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT, jobs: int 
               "(set AUTOGRADER_DB_URL to a PostgreSQL URL for more)", file=sys.stderr)
         jobs, scheduler = 1, None
     bar = tqdm(total=len(students), unit="student", desc="nbgrader autograde", file=sys.stderr)
-    if jobs <= 1 and not scheduler:
-        outcomes = []
-        for student in students:
-            outcomes.append(_autograde_student(str(root), assignment, student))
-            bar.update()
+    calls = [[str(root), assignment, s] for s in students]
+    if scheduler:
+        outcomes = _on_dask(scheduler, _autograde_student, calls, lambda args, why: (args[2], why))
     else:
-        with _executor(jobs, scheduler) as pool:
-            futures = [pool.submit(_autograde_student, str(root), assignment, s) for s in students]
-            for future in futures:
-                future.add_done_callback(lambda _: bar.update())
-            outcomes = [f.result() for f in futures]
+        done = workers.run_tasks([("_autograde_student", args) for args in calls], jobs, bar.update)
+        outcomes = [o.result if o.error is None else (s, o.error) for o, s in zip(done, students)]
     bar.close()
     failed = [f"{student}: {why}" for student, why in outcomes if why]
     for line in failed:

@@ -9,19 +9,19 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
-from . import reference, sandbox
+from . import reference, sandbox, tempdirs
 from .checks import COMPONENTS, failed_component, judge_component, probe_spec
 from .probe_output import InvalidOutput, read_results
 from .submission import graded_code, public_package
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=30.0,
-                              processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024)
+                              processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024,
+                              disk_bytes=64 * 1024**2)
 
 
 @lru_cache(maxsize=1)
@@ -30,7 +30,7 @@ def runtime_dir() -> Path:
 
     One per process, readable by the sandbox's unprivileged user.
     """
-    runtime = Path(tempfile.mkdtemp(prefix="autograder-runtime-"))
+    runtime = tempdirs.mkdtemp("autograder-runtime-")  # removed with this process's run folder
     public_package(str(runtime))
     shutil.copyfile(PROBE, runtime / "probe.py")
     for path in [runtime, *runtime.rglob("*")]:
@@ -41,8 +41,7 @@ def runtime_dir() -> Path:
 def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS) -> tuple:
     """(flat observations, None) or (None, why the probe gave no observations)."""
     runtime = runtime_dir()
-    with tempfile.TemporaryDirectory(prefix=f"probe-{component}-") as tmp:
-        scratch = Path(tmp)
+    with tempdirs.capped_dir(f"probe-{component}-", limits.disk_bytes) as scratch:
         (scratch / "cells.json").write_text(json.dumps(cells))
         (scratch / "spec.json").write_text(json.dumps(probe_spec(component)))
         result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],

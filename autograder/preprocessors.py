@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Float, Integer, Unicode
 
-from . import sandbox
+from . import sandbox, tempdirs
 from .checks import COMPONENTS
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
 from .submission import component_cells, grade_id, grade_points
@@ -64,6 +63,7 @@ class SandboxedExecute(Execute):
     total_seconds = Float(300.0, help="wall time for the whole notebook").tag(config=True)
     max_output_bytes = Integer(256 * 1024, help="stream output kept per cell").tag(config=True)
     memory_bytes = Integer(2 * 1024**3, help="address-space limit of the kernel").tag(config=True)
+    disk_bytes = Integer(256 * 1024**2, help="size cap of the kernel's writable folder (as root)").tag(config=True)
 
     def __init__(self, **kw):
         kw.setdefault("kernel_manager_class", sandbox.SandboxedKernelManager)
@@ -73,10 +73,15 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         # Fail closed before the kernel starts: nbgrader records this notebook as failed.
         sandbox.check(announce=self.log.warning)
-        scratch = Path(tempfile.mkdtemp(prefix="autograde-kernel-"))
+        with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
+            return self._in_scratch(scratch, nb, resources, km)
+
+    def _in_scratch(self, scratch: Path, nb, resources, km):
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
-        for item in source_dir.iterdir() if source_dir.is_dir() else ():
-            if item.is_file() and item.stat().st_size < 64 * 1024**2:
+        for item in sorted(source_dir.iterdir()) if source_dir.is_dir() else ():
+            # Submitted regular files (no symlinks) while they fit, leaving half the cap to the kernel.
+            room = min(64 * 1024**2, shutil.disk_usage(scratch).free - self.disk_bytes // 2)
+            if item.is_file() and not item.is_symlink() and item.stat().st_size < room:
                 shutil.copy2(item, scratch / item.name)
         resources.setdefault("metadata", {})["path"] = str(scratch)
         runtime = runtime_dir()
@@ -85,10 +90,7 @@ class SandboxedExecute(Execute):
                                 wall_seconds=self.total_seconds + 30, processes=64)
         self._km_config = dict(limits=limits, ro_paths=[str(runtime)],
                                extra_env={"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"})
-        try:
-            return self._run_cells(nb, resources, km)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return self._run_cells(nb, resources, km)
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()

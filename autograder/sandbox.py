@@ -42,7 +42,9 @@ from pathlib import Path
 from typing import Sequence
 
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Instance, List, Unicode
+from traitlets import Dict, Instance, Integer, List, Unicode
+
+from . import tempdirs
 
 
 #: As root, each sandbox runs as its own unprivileged uid/gid from this range
@@ -82,6 +84,7 @@ class Limits:
     wall_seconds: float = 60.0  # enforced by the parent: the whole tree is killed
     processes: int = 64  # RLIMIT_NPROC, counts threads too; only bites for a non-root uid
     file_bytes: int = 64 * 1024**2  # RLIMIT_FSIZE per file; also the size of /tmp and /dev/shm
+    disk_bytes: int = 256 * 1024**2  # size of a writable host folder made by tempdirs.capped_dir (as root)
     output_bytes: int = 1024**2  # stdout and stderr are each kept up to this; the rest is dropped
 
 
@@ -110,7 +113,7 @@ def _probe() -> str | None:
         return "bwrap not found on PATH"
     if _drops_privileges() and shutil.which("setpriv") is None:
         return "setpriv (util-linux) not found; needed to drop root inside the sandbox"
-    with tempfile.TemporaryDirectory(prefix="sandbox-probe-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="sandbox-probe-", dir=tempdirs.run_dir()) as tmp:
         _prepare_dir(Path(tmp))
         argv = _bwrap_argv([sys.executable, "-c", "import numpy"], Path(tmp))
         try:
@@ -378,7 +381,8 @@ def _feed(pipe, data: bytes) -> None:
         pipe.close()
 
 
-def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits) -> str | None:
+def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits,
+            disk_full: str | None = None) -> str | None:
     if timed_out:
         return f"wall time {limits.wall_seconds} s exceeded"
     if returncode == -signal.SIGXCPU:
@@ -389,6 +393,21 @@ def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits
         return "killed (cpu hard limit or out of memory)"
     if returncode and "MemoryError" in stderr[-2000:]:
         return "memory"  # a heuristic: Python reports RLIMIT_AS as MemoryError
+    if returncode and (disk_full or "No space left on device" in stderr[-2000:]):
+        return f"disk space: its writable folder{disk_full or 's'} filled up"
+    return None
+
+
+def _full(scratch: Path) -> str | None:
+    """" (capped at N MiB)" when ``scratch`` is a size-capped mount with no room left, else None."""
+    try:
+        if not os.path.ismount(scratch):
+            return None
+        st = os.statvfs(scratch)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize < 64 * 1024:
+        return f" (capped at {st.f_blocks * st.f_frsize / 1024**2:g} MiB)"
     return None
 
 
@@ -467,7 +486,7 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     stderr = err.text()
     return Result(
         returncode=returncode, stdout=out.text(), stderr=stderr, timed_out=timed_out,
-        killed_reason=_reason(returncode, stderr, timed_out, limits),
+        killed_reason=_reason(returncode, stderr, timed_out, limits, _full(scratch)),
         truncated=bool(out.dropped or err.dropped), sandboxed=sandboxed,
     )
 
@@ -491,6 +510,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     scratch_dir = Unicode("", help="writable dir when start_kernel gets no cwd").tag(config=True)
     ro_paths = List(Unicode(), help="extra paths visible read-only").tag(config=True)
     extra_env = Dict(value_trait=Unicode(), help="extra environment variables").tag(config=True)
+    runtime_bytes = Integer(16 * 1024**2, help="size cap of the runtime dir (as root)").tag(config=True)
 
     _runtime: Path | None = None  # connection file, sockets, kernel.log
     _own_scratch: Path | None = None  # a temp cwd we created, removed on cleanup
@@ -502,13 +522,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         sandboxed = _use_bwrap()
         scratch = kw.get("cwd") or self.scratch_dir
         if not scratch:
-            scratch = self._own_scratch = Path(tempfile.mkdtemp(prefix="sandbox-kernel-cwd-"))
+            scratch = self._own_scratch = tempdirs.mkdtemp("sandbox-kernel-cwd-")
+            tempdirs.mount_cap(scratch, self.limits.disk_bytes)
         scratch = Path(scratch).resolve()
         kw["cwd"] = str(scratch)
         if self._runtime is None:  # kept across restarts, like the connection file
-            self._runtime = Path(tempfile.mkdtemp(prefix="sandbox-kernel-"))
+            self._runtime = tempdirs.mkdtemp("sandbox-kernel-")
+            tempdirs.mount_cap(self._runtime, self.runtime_bytes)  # sockets, key, kernel.log
             self.transport = "ipc"
-            self.ip = str(self._runtime / "ipc")  # sockets are <ip>-<port>
+            self.ip = str(self._runtime / "s")  # sockets are <ip>-<port>; unix socket paths are short
             self.connection_file = str(self._runtime / "kernel.json")
         self.kernel_spec.interrupt_mode = "message"
 
@@ -589,10 +611,10 @@ class SandboxedKernelManager(AsyncKernelManager):
                 level = logging.WARNING if "bwrap:" in tail else logging.DEBUG
                 if tail.strip():
                     self.log.log(level, "sandboxed kernel stderr (tail):\n%s", tail)
-            shutil.rmtree(self._runtime, ignore_errors=True)
+            tempdirs.remove(self._runtime)
             self._runtime = None
             if self._own_scratch is not None:
-                shutil.rmtree(self._own_scratch, ignore_errors=True)
+                tempdirs.remove(self._own_scratch)
                 self._own_scratch = None
 
     # AsyncKernelManager binds its public names to the base class's functions, so

@@ -22,7 +22,7 @@ from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from autograder import sandbox
+from autograder import sandbox, tempdirs
 from autograder.sandbox import Limits, SandboxedKernelManager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,7 +271,7 @@ def test_exit_code_is_reported(scratch, code, expected):
 
 def kernel_dirs() -> set[Path]:
     """Runtime dirs (connection file, sockets) of SandboxedKernelManager."""
-    return set(Path(tempfile.gettempdir()).glob("sandbox-kernel-*"))
+    return set(tempdirs.run_dir().glob("sandbox-kernel-*"))
 
 
 def execute(cells: list[str], scratch: Path, **kw) -> nbformat.NotebookNode:
