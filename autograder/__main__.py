@@ -14,7 +14,7 @@ def table(entries: list) -> str:
     lines = [f"{'submission':{width}}  {'score':>9}  " + "  ".join(f"{n:>9}" for n in names) + "  notes"]
     for e in entries:
         parts = "  ".join(f"{e['components'].get(n, {}).get('score', 0):>9g}" for n in names)
-        diagnoses = sorted({t["diagnosis"] for t in e["tests"] if t["diagnosis"]})
+        diagnoses = sorted({slug for t in e["tests"] for slug in t.get("diagnoses") or [t["diagnosis"]] if slug})
         note = f"error: {e['error']}" if e["error"] else ", ".join(diagnoses)
         lines.append(f"{e['submission']:{width}}  {e['score']:>5g}/{e['max_score']:<3g}  {parts}  {note}")
     return "\n".join(lines)

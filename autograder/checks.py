@@ -170,8 +170,15 @@ def checks_for(component: str) -> list:
 
 
 def probe_spec(component: str) -> dict:
-    """What the sandboxed probe needs for one component: the scenarios, no answers."""
-    return {"checks": [{"id": c.id, "scenarios": c.scenarios} for c in checks_for(component)]}
+    """What the sandboxed probe needs for one component: the scenarios, no answers.
+
+    The scored checks, then the signature scenarios (``signatures.py``) that
+    recognise misconceptions; those carry no points.
+    """
+    from .signatures import probe_checks
+
+    return {"checks": [{"id": c.id, "scenarios": c.scenarios} for c in checks_for(component)]
+            + probe_checks(component)}
 
 
 # -- judging ------------------------------------------------------------------------------------
@@ -182,8 +189,10 @@ class CheckResult:
     component: str
     score: float
     max_score: float
-    diagnosis: Optional[str]
+    diagnosis: Optional[str]          # the first of ``diagnoses``: kept for readers of the one-slug field
     message: str
+    diagnoses: list = field(default_factory=list)        # every misconception named, catalog slugs
+    inherited_from: dict = field(default_factory=dict)   # {slug: "Adam"} for a bug AdamW inherits
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -291,8 +300,38 @@ def _where(got: np.ndarray, expected: np.ndarray) -> str:
     return f"first differs at{at}: expected {float(expected[index]):.6g}, got {float(got[index]):.6g}"
 
 
-def judge(check: Check, got: list, reference: dict, problems: str = "") -> CheckResult:
-    """Score one check: full points when the run matches the reference (or an accepted alternative)."""
+LOOK_AT = {   # what to look at when a check fails and no misconception fits, by the kind of check
+    "interface": "the constructor: keep params as a list, start step_count at 0, reject an empty list",
+    "zero_grad": "zero_grad(): every param.grad becomes None, param.data untouched",
+    "abstract_step": "Optimizer.step(): it must raise NotImplementedError",
+    "trajectory": "the update rule in step(), step by step against the formula in the notebook",
+    "checkpoint": "get_momentum_state()/set_momentum_state(): copies out, copies in, ValueError on a mismatch",
+    "memory": "which arrays your optimizer keeps, and their dtype (float32 like the parameters)",
+    "validation": "__init__: raise ValueError for each invalid hyperparameter",
+    "defaults": "the default hyperparameters in __init__'s signature",
+}
+_CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): )?(.*)$")
+
+
+def crash(got: list) -> Optional[str]:
+    """"your step() raised X at step k" for the first exception the run recorded, if any."""
+    for label, value in got:
+        if value.dtype.kind == "U" and str(value).startswith("raised "):
+            match = _CRASH.match(label)
+            scenario, step, what = match.groups() if match else ("?", None, label)
+            what = "your step()" if what == "step()" else what
+            at = f" at step {step}" if step else ""
+            return f"{what} {value}{at} (scenario {scenario})"
+    return None
+
+
+def judge(check: Check, got: list, reference: dict, problems: str = "", found: Optional[dict] = None) -> CheckResult:
+    """Score one check: full points when the run matches the reference (or an accepted alternative).
+
+    A failed check names every misconception that explains it: a catalogued
+    variant the run reproduces exactly, and each signature that fired for this
+    component (``found``) and whose variants fail this check.
+    """
     divergence = first_divergence(got, reference["expected"][check.id])
     if divergence is None:
         return CheckResult(check.id, check.component, check.points, check.points, None,
@@ -301,23 +340,40 @@ def judge(check: Check, got: list, reference: dict, problems: str = "") -> Check
         if first_divergence(got, alternative) is None:
             return CheckResult(check.id, check.component, check.points, check.points, None,
                                f"passed with {name}: {check.what}")
-    diagnosis = diagnose(check, got, reference)
-    message = f"failed: {check.what}. First difference at {divergence}"
+    named = diagnose_all(check, got, reference, found or {})
+    crashed = crash(got)
+    message = f"failed: {check.what}. " + (crashed[0].upper() + crashed[1:] if crashed else
+                                            f"First difference at {divergence}")
     if problems:
         message += f" (while defining your classes: {quoted(problems.splitlines()[0])})"
-    return CheckResult(check.id, check.component, 0.0, check.points, diagnosis, message)
+    if not named:
+        kind = check.scenarios[0]["kind"] if check.scenarios else ""
+        message += f". Look at {LOOK_AT.get(kind, 'this part of your class')}."
+    inherited = {slug: (found or {})[slug] for slug in named if (found or {}).get(slug)}
+    return CheckResult(check.id, check.component, 0.0, check.points, named[0] if named else None, message,
+                       named, inherited)
 
 
-def diagnose(check: Check, got: list, reference: dict) -> Optional[str]:
-    """The catalogued misconception whose own run reproduces this submission's run, if any."""
-    matches = [slug for slug, runs in reference["variants"].get(check.id, {}).items()
-               if any(first_divergence(got, run) is None for run in runs)]
-    return matches[0] if matches else None
+def diagnose(check: Check, got: list, reference: dict) -> list:
+    """The catalogued misconceptions whose own runs reproduce this submission's run."""
+    return [slug for slug, runs in reference["variants"].get(check.id, {}).items()
+            if any(first_divergence(got, run) is None for run in runs)]
+
+
+def diagnose_all(check: Check, got: list, reference: dict, found: dict) -> list:
+    """Exact variant matches, then fired signatures whose variants fail this check (or any, if none do)."""
+    exact = diagnose(check, got, reference)
+    relevant = [slug for slug in found if slug in reference["affects"].get(check.id, ())]
+    named = list(dict.fromkeys(exact + relevant))
+    return named or list(found)
 
 
 def judge_component(component: str, flat: dict, reference: dict) -> list:
+    from .signatures import fired
+
     problems = str(flat.get(PROBLEMS, ""))
-    return [judge(c, observations_of(flat, c.id), reference, problems) for c in checks_for(component)]
+    found = fired(flat, component)
+    return [judge(c, observations_of(flat, c.id), reference, problems, found) for c in checks_for(component)]
 
 
 def failed_component(component: str, reason: str) -> list:
@@ -338,5 +394,5 @@ def assert_component(component: str, namespace: dict) -> None:
     flat = probe.flatten(probe.observe(ns, probe_spec(component)["checks"]))
     results = judge_component(component, flat, ref.load())
     failed = [r for r in results if r.score < r.max_score]
-    assert not failed, "\n".join(f"{r.id} [{r.diagnosis}]: {r.message}" for r in failed)
+    assert not failed, "\n".join(f"{r.id} [{', '.join(r.diagnoses)}]: {r.message}" for r in failed)
     print(f"{component}: all {len(results)} hidden checks pass")

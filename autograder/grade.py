@@ -120,6 +120,11 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
     return entry
 
 
+# Fields of each per-check result in the JSON (and their value when an older notebook lacks them).
+TEST_FIELDS = {"id": None, "component": None, "score": 0.0, "max_score": 0.0, "diagnosis": None, "message": "",
+               "diagnoses": [], "inherited_from": {}}
+
+
 def _fill_from_course(entry: dict, api, course: Path, student: str, autograded: Path) -> None:
     """Scores from the gradebook (what nbgrader recorded), per-check detail from the notebook."""
     from nbgrader.api import Gradebook
@@ -138,8 +143,7 @@ def _fill_from_course(entry: dict, api, course: Path, student: str, autograded: 
     if results is None:
         entry["error"] = "the hidden checks did not run (no results in the autograded notebook)"
         return
-    entry["tests"] = [{k: t[k] for k in ("id", "component", "score", "max_score", "diagnosis", "message")}
-                      for t in results["tests"]]
+    entry["tests"] = [{k: t.get(k, default) for k, default in TEST_FIELDS.items()} for t in results["tests"]]
 
 
 @contextlib.contextmanager

@@ -6,7 +6,8 @@ reports observations (plain arrays and strings) for the trusted grader to judge.
 
     python probe.py CELLS.json SPEC.json OUT.npz
 
-CELLS.json is a list of [name, code] pairs: the given helpers, then the student's cells.
+CELLS.json is a list of [name, code] pairs (or [name, code, "added"] for a cell the student
+added): the given helpers, the student's solution cells and added cells, in notebook order.
 """
 from __future__ import annotations
 
@@ -306,16 +307,76 @@ def validation(ns: dict, spec: dict, rec: Recorder) -> None:
             rec.text(f"{spec['cls']}({label})", describe(err))
 
 
+def dtypes(ns: dict, spec: dict, rec: Recorder) -> None:
+    """The dtypes of parameters and state after steps on float32 parameters and gradients."""
+    params = [tensor(p) for p in spec["params"]]
+    opt = ns[spec["cls"]](params, **spec["kwargs"])
+    for grads in spec["grads"]:
+        for p, g in zip(params, grads):
+            p.grad = np.array(g, np.float32)
+        if not attempt(rec, "step()", opt.step):
+            return
+    for j, p in enumerate(params):
+        rec.text(f"params[{j}] dtype", _str(getattr(p.data, "dtype", type(p.data).__name__)))
+    for attr in spec.get("state", ()):
+        buffers = getattr(opt, attr, None)
+        for j, buf in enumerate(buffers if _isinstance(buffers, (list, tuple)) else []):
+            rec.text(f"{attr}[{j}] dtype", _str(getattr(buf, "dtype", type(buf).__name__)))
+
+
+def aliasing(ns: dict, spec: dict, rec: Recorder) -> None:
+    """Whether saved momentum state shares memory with the live buffers, out and in."""
+    params = [tensor(p) for p in spec["params"]]
+    opt = ns["SGD"](params, **spec["kwargs"])
+    for p, g in zip(params, spec["grads"]):
+        p.grad = np.array(g, np.float32)
+    if not attempt(rec, "step()", opt.step):
+        return
+    arr = lambda b: b if _isinstance(b, _ndarray) else getattr(b, "data", b)  # a Tensor's array  # noqa: E731
+    live = lambda: [arr(b) for b in (getattr(opt, "momentum_buffers", None) or [])]  # noqa: E731
+    shares = lambda a, bs: any(_isinstance(a, _ndarray) and _isinstance(b, _ndarray) and  # noqa: E731
+                               np.shares_memory(a, b) for b in bs)
+    saved = opt.get_momentum_state()
+    rec.value("saved state shares memory with the buffers",
+              any(shares(arr(s), live()) for s in (saved or [])))
+    given = [np.array(g, np.float32) for g in spec["grads"]]
+    opt.set_momentum_state(given)
+    rec.value("loaded state shares memory with the caller's arrays", any(shares(g, live()) for g in given))
+
+
 KINDS = {f.__name__: f for f in (trajectory, checkpoint, interface, zero_grad, abstract_step, defaults, memory,
-                                     validation)}
+                                     validation, dtypes, aliasing)}
+
+
+_SKIPPED = ("Expr", "For", "While", "AsyncFor")     # demos: calls, displays, loops
+
+
+def definitions(code: str, name: str):
+    """A cell the student added, compiled without its demos: imports, defs, classes, assignments.
+
+    IPython magics and shell lines become ``pass``; top-level expressions (calls,
+    displays) and loops are dropped, so a plotting or training demo cannot eat
+    the probe's time. Everything that defines a name is kept, as the kernel ran it.
+    """
+    import ast
+
+    lines = [line[:_len(line) - _len(line.lstrip())] + "pass" if line.lstrip()[:1] in ("%", "!") else line
+             for line in code.splitlines()]
+    tree = ast.parse("\n".join(lines), f"<{name}>")
+    tree.body = [node for node in tree.body if type(node).__name__ not in _SKIPPED]
+    return compile(tree, f"<{name}>", "exec")
 
 
 def define(cells: list, ns: dict) -> list:
-    """Execute each exported cell on its own, so one broken class leaves the others defined."""
+    """Execute each cell on its own, so one broken class leaves the others defined.
+
+    ``cells`` holds [name, code] pairs, or [name, code, "added"] for a cell the
+    student added (run through ``definitions``).
+    """
     problems = []
-    for name, code in cells:
+    for name, code, *mode in cells:
         try:
-            exec(compile(code, f"<{name}>", "exec"), ns)
+            exec(definitions(code, name) if mode == ["added"] else compile(code, f"<{name}>", "exec"), ns)
         except BaseException as err:  # SystemExit in a cell must not end the probe
             problems.append(f"{name} {describe(err)}")
     return problems

@@ -38,21 +38,60 @@ def run_module(text: str, component: str, name: str) -> dict:
     return probe.flatten(probe.observe(ns, probe_spec(component)["checks"]))
 
 
+def run_cells(cells: list, component: str) -> dict:
+    """A submission's probe cells run in this process, as the probe would (trusted code only: tests, samples)."""
+    ns = probe.base_namespace()
+    problems = probe.define(cells, ns)
+    flat = probe.flatten(probe.observe(ns, probe_spec(component)["checks"]))
+    flat["__problems__"] = np.array("\n".join(problems))
+    return flat
+
+
 def build() -> dict:
-    """Flat ``{"R|check|i|label" | "V<n>:<slug>|check|i|label": array}`` of every run."""
+    """Flat ``{"R|check|i|label" | "V<n>:<slug>|check|i|label" | "I<n>:<slug>|..." : array}`` of every run.
+
+    ``I`` runs are Adam's variants run through AdamW's checks: what AdamW inherits.
+    """
     text = reference_module_text()
     data, reference = {}, {}
     for component in COMPONENTS:
-        for key, value in run_module(text, component, "reference").items():
+        flat = run_module(text, component, "reference")
+        _require_silent(flat, component, "the reference solution")
+        for key, value in flat.items():
             data[f"R|{key}"] = value
             reference[key] = value
     for n, variant in enumerate(VARIANTS):
-        flat = run_module(apply(text, variant), variant.component, f"variant {variant.slug}")
+        with np.errstate(divide="ignore", invalid="ignore"):    # step-count-off-by-one divides by zero on purpose
+            flat = run_module(apply(text, variant), variant.component, f"variant {variant.slug}")
         if not variant.accepted:
             _require_distinct(variant, flat, reference)
+            _require_signature(variant, flat, variant.component)
+        else:
+            _require_silent(flat, variant.component, variant.slug)
         for key, value in flat.items():
             data[f"V{n}:{variant.slug}|{key}"] = value
+        if variant.component == "Adam" and not variant.accepted:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                inherited = run_module(apply(text, variant), "AdamW", f"variant {variant.slug}")
+            for key, value in inherited.items():
+                data[f"I{n}:{variant.slug}|{key}"] = value
     return data
+
+
+def _require_signature(variant, flat: dict, component: str) -> None:
+    from .signatures import fired
+
+    if variant.slug not in fired(flat, component):
+        raise RuntimeError(f"misconception {variant.slug!r} ({variant.edits[0][2]!r}...): its signature in "
+                           "autograder/signatures.py does not fire on its own variant: fix the predicate")
+
+
+def _require_silent(flat: dict, component: str, name: str) -> None:
+    from .signatures import fired
+
+    if fired(flat, component):
+        raise RuntimeError(f"{name} fires the signature(s) {sorted(fired(flat, component))} on {component}: "
+                           "a predicate in autograder/signatures.py would blame correct code")
 
 
 def _require_distinct(variant, flat: dict, reference: dict) -> None:
@@ -78,7 +117,8 @@ def load_flat(path: Path = DATA) -> dict:
 
 @lru_cache(maxsize=1)
 def load(path: Path = DATA) -> dict:
-    """{"expected": {check: runs}, "alternatives": {check: {name: runs}}, "variants": {check: {slug: [runs]}}}."""
+    """{"expected": {check: runs}, "alternatives": {check: {name: runs}}, "variants": {check: {slug: [runs]}},
+    "affects": {check: {slugs whose variants fail it, AdamW's inherited ones included}}}."""
     flat = load_flat(path)
     runs: dict = {}
     for key, value in flat.items():
@@ -87,18 +127,23 @@ def load(path: Path = DATA) -> dict:
     expected = {c.id: observations_of(runs["R"], c.id) for c in catalog()}
     alternatives: dict = {}
     variants: dict = {}
+    affects: dict = {}
     for source, flat_run in runs.items():
         if source == "R":
             continue
         n, slug = source[1:].split(":", 1)
         variant = VARIANTS[int(n)]
-        for check in checks_for(variant.component):
+        inherited = source[0] == "I"
+        for check in checks_for("AdamW" if inherited else variant.component):
             observed = observations_of(flat_run, check.id)
             if variant.accepted:
                 alternatives.setdefault(check.id, {})[slug] = observed
-            else:
+                continue
+            if not inherited:
                 variants.setdefault(check.id, {}).setdefault(slug, []).append(observed)
-    return {"expected": expected, "alternatives": alternatives, "variants": variants}
+            if first_divergence(observed, expected[check.id]) is not None:
+                affects.setdefault(check.id, set()).add(slug)
+    return {"expected": expected, "alternatives": alternatives, "variants": variants, "affects": affects}
 
 
 def same(a: dict, b: dict) -> bool:

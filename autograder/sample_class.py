@@ -19,7 +19,7 @@ import nbformat
 
 from .checks import COMPONENTS, judge_component
 from .misconceptions import VARIANTS, apply
-from .reference import load, run_module
+from .reference import load, run_cells
 from .submission import grade_id
 from tinytorch.export import without_markers
 
@@ -330,11 +330,11 @@ def expected_scores(nb, source_nb) -> dict:
     """Component scores the trusted judge gives this notebook's code, run in this process."""
     from .submission import graded_code
 
-    text = "\n\n".join(code for _, code in graded_code(source_nb, nb))
+    cells = graded_code(source_nb, nb)
     ref = load()
     scores = {}
     for component in COMPONENTS:
-        results = judge_component(component, run_module(text, component, "sample"), ref)
+        results = judge_component(component, run_cells(cells, component), ref)
         scores[component] = {"score": float(sum(r.score for r in results)),
                              "diagnoses": sorted({r.diagnosis for r in results if r.diagnosis})}
     return scores

@@ -67,22 +67,57 @@ def grade_points(source_nb) -> dict:
             if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
 
 
-def graded_code(source_nb, student_nb) -> list:
-    """[(name, code)] for the probe: the source's given export cells, the student's solution cells.
+def _key(cell):
+    """How a submission's cell is matched to the source: its grade id, else its cell id."""
+    return grade_id(cell) or cell.get("id")
 
-    Given code comes from the instructor's source, so a student cannot break or
-    replace it; each solution cell comes from the submission, matched by grade id.
+
+def added_cells(source_nb, student_nb) -> dict:
+    """{key of the source cell each added cell follows (None: before all): [cells]}, in notebook order.
+
+    A code cell is the student's own addition when neither its grade id nor its
+    cell id is one of the source notebook's (Jupyter gives new cells fresh ids)
+    and, for notebooks without cell ids, its text is not one of the source's cells.
+    """
+    known = {_key(c) for c in source_nb.cells} - {None}
+    texts = {c.source.strip() for c in source_nb.cells}
+    groups, anchor = {}, None
+    for cell in student_nb.cells:
+        key = _key(cell)
+        if key in known:
+            anchor = key
+        elif (cell.cell_type == "code" and "nbgrader" not in cell.get("metadata", {})
+              and cell.source.strip() and cell.source.strip() not in texts):
+            groups.setdefault(anchor, []).append(cell)
+    return groups
+
+
+def graded_code(source_nb, student_nb) -> list:
+    """[(name, code[, "added"])] for the probe: what the student's kernel ran to define the classes.
+
+    In source order: the source's given export cells (from the instructor's
+    notebook, so a student cannot break or replace them), the student's
+    solution cells matched by grade id, and each code cell the student added
+    (helpers, imports), placed after the source cell it follows. Grade cells
+    (visible tests), the instructor's other cells (demos, plots) and markdown
+    are never run. Added cells carry the mode "added": the probe runs only
+    their definitions (see ``probe.definitions``).
     """
     student = {grade_id(c): c for c in student_nb.cells if grade_id(c)}
-    cells = []
-    for cell in export_cells(source_nb):
+    added = added_cells(source_nb, student_nb)
+    numbers = {id(c): n for n, c in enumerate(student_nb.cells, 1)}
+    cells = [(f"your added cell {numbers[id(c)]}", c.source, "added") for c in added.get(None, [])]
+    exported = {id(c) for c in export_cells(source_nb)}
+    for cell in source_nb.cells:
         gid = grade_id(cell)
-        if gid and cell.metadata["nbgrader"].get("solution"):
-            if gid in student and student[gid].cell_type == "code":
-                cells.append((f"your cell '{gid}'", cell_code(student[gid]) if student[gid].source.startswith("#|")
-                              else student[gid].source))
-        else:
-            cells.append(("given code", cell_code(cell)))
+        if id(cell) in exported:
+            if gid and cell.metadata["nbgrader"].get("solution"):
+                if gid in student and student[gid].cell_type == "code":
+                    cells.append((f"your cell '{gid}'", cell_code(student[gid]) if student[gid].source.startswith("#|")
+                                  else student[gid].source))
+            else:
+                cells.append(("given code", cell_code(cell)))
+        cells.extend((f"your added cell {numbers[id(c)]}", c.source, "added") for c in added.get(_key(cell), []))
     return cells
 
 

@@ -116,7 +116,8 @@ def test_json_contract(graded):
         assert set(entry["components"]) == {"Optimizer", "SGD", "Adam", "AdamW"}
         assert entry["score"] == pytest.approx(sum(c["score"] for c in entry["components"].values()))
         for test in entry["tests"]:
-            assert set(test) == {"id", "component", "score", "max_score", "diagnosis", "message"}
+            assert set(test) == {"id", "component", "score", "max_score", "diagnosis", "message", "diagnoses",
+                                 "inherited_from"}
 
 
 def test_catalogued_bugs_never_get_full_marks_and_correct_code_never_loses_points(graded):

@@ -65,11 +65,11 @@ def test_pytorch_ordering_passes_and_is_named(text):
     assert any("PyTorch's ordering" in r.message for r in results)
 
 
-def test_two_bugs_at_once_fail_with_no_diagnosis(text):
+def test_two_bugs_at_once_are_both_named(text):
     both = apply(apply(text, next(v for v in VARIANTS if v.slug == "betas-swapped")),
                  next(v for v in VARIANTS if v.slug == "eps-inside-sqrt"))
     failing = [r for r in judged(both, "Adam") if r.score < r.max_score]
-    assert failing and any(r.diagnosis is None for r in failing)
+    assert failing and {"betas-swapped", "eps-inside-sqrt"} <= {s for r in failing for s in r.diagnoses}
 
 
 def test_failure_messages_name_the_divergence_not_the_inputs(text):
@@ -96,3 +96,52 @@ def test_an_edit_that_no_longer_applies_fails_loudly(text):
 
     with pytest.raises(ValueError, match="exactly once"):
         apply(text, Variant("made-up", "SGD", (("SGD", "this text is not in the source", "x"),)))
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if not v.accepted], ids=lambda v: v.slug)
+def test_each_signature_fires_on_its_own_variant(text, variant):
+    from autograder.signatures import fired
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert variant.slug in fired(reference.run_module(apply(text, variant), variant.component, "t"),
+                                     variant.component)
+
+
+@pytest.mark.parametrize("component", checks.COMPONENTS)
+def test_no_signature_fires_on_the_reference(text, component):
+    from autograder.signatures import fired
+
+    assert fired(reference.run_module(text, component, "t"), component) == {}
+
+
+def test_every_catalogued_slug_has_a_signature():
+    from autograder.signatures import SIGNATURES
+
+    assert set(SIGNATURES) == set(SLUGS)
+
+
+def test_an_adam_bug_is_named_in_adamws_table_as_inherited(text):
+    results = judged(apply(text, next(v for v in VARIANTS if v.slug == "eps-inside-sqrt")), "AdamW")
+    failing = [r for r in results if r.score < r.max_score]
+    assert failing and all(r.diagnoses == ["eps-inside-sqrt"] for r in failing)
+    assert all(r.inherited_from == {"eps-inside-sqrt": "Adam"} for r in failing)
+
+
+def test_a_crash_names_the_exception_and_the_step(text):
+    crashing = text.replace("            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], "
+                            "self.v_buffers[i])",
+                            "            if self.step_count == 2:\n                raise KeyError('boom')\n"
+                            "            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], "
+                            "self.v_buffers[i])")
+    assert crashing != text
+    failing = [r for r in judged(crashing, "Adam") if r.score < r.max_score]
+    assert failing
+    assert "Your step() raised KeyError: 'boom' at step 2 (scenario 1)" in failing[0].message
+
+
+def test_a_failure_without_a_diagnosis_says_what_to_look_at(text):
+    broken = text.replace('        return self.momentum > 0\n', '        return True\n')
+    failing = [r for r in judged(broken, "SGD") if r.score < r.max_score]
+    assert [r.id for r in failing] == ["sgd-checkpoint"] and failing[0].diagnoses == []
+    assert "Look at get_momentum_state()/set_momentum_state()" in failing[0].message
