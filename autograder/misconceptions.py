@@ -5,12 +5,14 @@ the same scenarios (``make reference`` stores their runs) and naming the one
 whose run the student's reproduces. The edits are applied to the code exported
 from ``src/``, so the catalog cannot drift from the update rules: an edit that
 no longer applies fails ``make reference`` loudly. MISCONCEPTIONS.md documents
-each slug for students and instructors.
+each slug for students and instructors; its table is the one source of the
+explanations the feedback shows (``EXPLANATIONS``).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 # (class whose body is edited, exact text to find, replacement)
 Edit = tuple
@@ -124,3 +126,35 @@ def apply(text: str, variant: Variant) -> str:
                              "to match src/07_optimizers/07_optimizers.py")
         text = text[:start] + body.replace(old, new) + text[end:]
     return text
+
+
+# -- explanations: MISCONCEPTIONS.md is their one source ------------------------------------------
+
+CATALOG = Path(__file__).resolve().parent / "MISCONCEPTIONS.md"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    slug: str
+    components: str
+    does: str                         # "what the code does", verbatim from the table (Markdown)
+    fix: str                          # "what to fix", verbatim
+
+
+def read_explanations(text: str) -> dict:
+    """{slug: Explanation} from the catalog's table rows ``| `slug` | components | does | fix |``."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        match = re.fullmatch(r"`([a-z-]+)`", cells[0]) if line.startswith("| `") else None
+        if match:
+            if len(cells) != 4:
+                raise ValueError(f"{CATALOG.name}: the row of {match.group(1)!r} needs 4 cells, has {len(cells)}")
+            rows[match.group(1)] = Explanation(match.group(1), *cells[1:])
+    return rows
+
+
+EXPLANATIONS = read_explanations(CATALOG.read_text(encoding="utf-8"))
+_missing = set(SLUGS) - set(EXPLANATIONS)
+if _missing:
+    raise RuntimeError(f"{CATALOG} has no row for {sorted(_missing)}: every catalogued slug needs its explanation")

@@ -25,6 +25,7 @@ from traitlets import Float, Integer, Unicode
 
 from . import sandbox, tempdirs
 from .checks import COMPONENTS
+from .feedback import report_data, score_data
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
 from .submission import component_cells, grade_id, grade_points
 
@@ -149,8 +150,10 @@ class HiddenChecks(NbGraderPreprocessor):
 
     Writes, first in each grade cell's outputs, the score as an execute_result
     (nbgrader's partial-credit protocol, so SaveAutoGrades records it whatever
-    else the cell printed) and a report of every check; the results also go to
-    the notebook's metadata for ``python -m autograder`` and feedback.
+    else the cell printed; labelled for people in its text/html), keeps the
+    student's visible-test output, and ends with a report of every check and
+    the explanation of each misconception named (``feedback.py``); the results
+    also go to the notebook's metadata for ``python -m autograder`` and feedback.
     """
 
     source_notebook = Unicode(
@@ -176,29 +179,12 @@ class HiddenChecks(NbGraderPreprocessor):
             earned = round(earned, 2)
             summary["components"][component] = {"score": earned, "max_score": points[gid], "cell": gid}
             summary["tests"].extend(r.as_dict() for r in checks)
-            cell.outputs = [new_output("execute_result", data={"text/plain": repr(earned)}, execution_count=None),
-                            new_output("display_data", data=_report(component, checks, earned, points[gid])),
-                            *cell.get("outputs", [])]
+            # The score first (nbgrader reads the first execute_result, before any error the visible
+            # tests printed), then the student's visible-test output, then the hidden-check report.
+            cell.outputs = [new_output("execute_result", data=score_data(component, earned, points[gid]),
+                                       execution_count=None),
+                            *cell.get("outputs", []),
+                            new_output("display_data", data=report_data(component, checks, earned, points[gid]))]
         nb.metadata[RESULTS_KEY] = summary
         return nb, resources
 
-
-def _report(component: str, checks: list, earned: float, points: float) -> dict:
-    lines = [f"Hidden checks for {component}: {earned:g} / {points:g} points"]
-    for r in checks:
-        mark = "PASS" if r.score == r.max_score else "FAIL"
-        hint = f" [misconception: {r.diagnosis}]" if r.diagnosis else ""
-        lines.append(f"  {mark} {r.id} ({r.score:g}/{r.max_score:g}){hint}: {r.message}")
-    text = "\n".join(lines)
-    rows = "".join(
-        f"<tr><td>{'&#10004;' if r.score == r.max_score else '&#10008;'}</td><td><code>{r.id}</code></td>"
-        f"<td>{r.score:g}/{r.max_score:g}</td><td>{_html(r.diagnosis or '')}</td><td>{_html(r.message)}</td></tr>"
-        for r in checks)
-    html = (f"<div class='autograder-report'><p><b>Hidden checks for {component}: {earned:g} / {points:g}"
-            f"</b></p><table><tr><th></th><th>check</th><th>points</th><th>misconception</th><th>result</th></tr>"
-            f"{rows}</table></div>")
-    return {"text/plain": text, "text/html": html}
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

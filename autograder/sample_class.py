@@ -360,6 +360,7 @@ def write(dest: Path, root: Path = ROOT) -> dict:
             judged[component] = {"score": score, "diagnoses": []}
         expected[name] = {"components": judged, "error": False, "attack": is_attack(name)}
     expected.update(_structure_attacks(dest, student, source))
+    expected.update(_corpus_styles(dest, student, source))
     for name, raw in BROKEN.items():
         _path(dest, name).parent.mkdir(parents=True, exist_ok=True)
         _path(dest, name).write_bytes(raw)
@@ -401,6 +402,34 @@ def _structure_attacks(dest: Path, student, source) -> dict:
                      ("hostile-deleted-test-cell", deleted)):
         _save(dest, name, nb)
         out[name] = {"components": judged, "error": False, "attack": is_attack(name)}
+    return out
+
+
+# -- student styles from the variant corpus (autograder/corpus.py) ---------------------------------
+# Helper cells the student added, own-step AdamW, a crash on None, float64 that spreads to the
+# parameters, an Adam bug AdamW inherits. ``expected.json`` also lists the slugs each must name.
+
+CORPUS_STYLES = {
+    "style-correct-b-helper-cells": "correct-b",
+    "style-correct-a-own-adamw": "correct-a-own-adamw",
+    "style-bug-b-none-grad-crash": "bug-b-adam-none-grad-not-skipped",
+    "style-bug-b-state-dtype-params-float64": "bug-b-adam-state-dtype",
+    "style-bug-b-own-adamw-step-count-per-param": "bug-b-own-adamw-step-count-per-param",
+    "style-bug-a-eps-inside-sqrt-inherited": "bug-a-adam-eps-inside-sqrt",
+}
+
+
+def _corpus_styles(dest: Path, student, source) -> dict:
+    from .corpus import entries, notebook
+
+    by_name = {e.name: e for e in entries()}
+    out = {}
+    for name, entry_name in CORPUS_STYLES.items():
+        entry = by_name[entry_name]
+        nb = notebook(entry, student, source)
+        _save(dest, name, nb)
+        out[name] = {"components": expected_scores(nb, source), "error": False,
+                     "bugs": {c: sorted(s) for c, s in entry.bugs.items()}, "inherited": list(entry.inherited)}
     return out
 
 

@@ -37,3 +37,9 @@ STUDENT_SGD_CHECK = ("import numpy as np\n"
                      "    p.grad = np.array([0.5], np.float32)\n"
                      "    opt.step()\n"
                      "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n")
+
+
+# Headless Chromium as the tests drive it (Playwright, /usr/bin/chromium): no GPU, no background traffic.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -129,6 +129,20 @@ def test_catalogued_bugs_never_get_full_marks_and_correct_code_never_loses_point
             assert entry["score"] < 100 and name[4:] in {t["diagnosis"] for t in entry["tests"]}
 
 
+def test_student_styles_grade_right_and_name_every_bug_in_every_table_it_costs(graded):
+    styles = [e for e in graded["entries"] if name_of(e).startswith("style-")]
+    assert len(styles) == 6
+    for entry in styles:
+        want = graded["expected"][name_of(entry)]
+        for component in ("Optimizer", "SGD", "Adam", "AdamW"):
+            lost = [t for t in entry["tests"] if t["component"] == component and t["score"] < t["max_score"]]
+            bugs = set(want["bugs"].get(component, []))
+            assert bool(lost) == bool(bugs), (name_of(entry), component, lost)
+            assert bugs <= {slug for t in lost for slug in t["diagnoses"]}, (name_of(entry), component)
+            if component == "AdamW" and lost:
+                assert {s for t in lost for s in t["inherited_from"]} == set(want["inherited"])
+
+
 def test_pytorch_ordering_is_reported(graded):
     entry = next(e for e in graded["entries"] if name_of(e) == "correct-pytorch-adamw-order")
     assert any("PyTorch's ordering" in t["message"] for t in entry["tests"])
@@ -165,6 +179,7 @@ def test_feedback_shows_verdicts_but_no_hidden_tests(graded):
     sgd = graded["expected"]["bug-nesterov"]["components"]["SGD"]["score"]
     assert f"Hidden checks for SGD: {sgd:g} / 30" in text
     assert "nesterov" in text and "First difference at" in text   # the verdict, its diagnosis and where
+    assert "What to fix:" in text and "Score for SGD:" in text      # the explanation and the labelled score
 
 
 def test_parallel_grading_gives_the_same_results_as_serial(graded):
