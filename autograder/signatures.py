@@ -323,17 +323,25 @@ SIGNATURES: dict = {
 }
 
 
+def _holds(predicate: Predicate, run: Run) -> bool:
+    """A predicate on observations from the student's process: malformed data means "not shown", never a crash."""
+    try:
+        return bool(predicate(run))
+    except Exception:  # the observations are hostile data; a predicate that cannot read them does not fire
+        return False
+
+
 def fired(flat: dict, component: str) -> dict:
     """{slug: None, or "Adam" when AdamW inherits it} for every signature the observations show."""
     found = {}
     run = Run(flat, component, component)
     for slug, per_component in SIGNATURES.items():
-        if any(p(run) for p in per_component.get(component, ())):
+        if any(_holds(p, run) for p in per_component.get(component, ())):
             found[slug] = None
     if component == "AdamW":
         adam = Run(flat, "Adam", "AdamW")
         for slug in ADAM_MOMENTS:
             predicates = SIGNATURES[slug]["Adam"]
-            if slug not in found and any(p(run) for p in predicates):
-                found[slug] = "Adam" if any(p(adam) for p in predicates) else None
+            if slug not in found and any(_holds(p, run) for p in predicates):
+                found[slug] = "Adam" if any(_holds(p, adam) for p in predicates) else None
     return found
