@@ -1,16 +1,20 @@
 """What a student reads in a grade cell: the labelled score and the hidden-check report.
 
 The HTML uses only plain tags with class attributes (table, thead, tbody, tr, th,
-td, code, b, em, p, div, ul, li), no style attribute or element: the page's own
-stylesheet lays them out (the feedback page ships Bootstrap 3, hence the
-``table table-condensed`` classes; JupyterLab pads any table), and every piece of
-text is escaped, messages included. Explanations come verbatim from
+td, code, b, em, p, div, ul, li) with ``autograder-*`` classes, no style attribute or
+element (the sanitizer would drop them): the feedback page's stylesheet lays them out,
+``feedback.css``, added to the page by ``ReportCSS`` (JupyterLab pads tables itself);
+and every piece of text is escaped, messages included. Explanations come verbatim from
 MISCONCEPTIONS.md through ``misconceptions.EXPLANATIONS``.
 """
 from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 from .misconceptions import EXPLANATIONS
 
@@ -79,7 +83,23 @@ def report_data(component: str, checks: list, earned: float, points: float) -> d
         f"<li><b>What to fix:</b> {_markdown_code(EXPLANATIONS[slug].fix)}</li></ul></div>"
         for slug, inherited in found.items())
     body = (f"<div class='autograder-report'><p><b>{html.escape(title)}</b></p>"
-            "<table class='autograder-checks table table-condensed table-striped'><thead><tr><th>result</th><th>check</th><th>points</th>"
+            "<table class='autograder-checks'><thead><tr><th>result</th><th>check</th><th>points</th>"
             "<th>misconception</th><th>details</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>{explanations}</div>")
     return {"text/plain": "\n".join(lines), "text/html": body}
+
+
+
+class ReportCSS(Preprocessor):
+    """Add the report's stylesheet (``feedback.css``, trusted, from this package) to the feedback page.
+
+    nbgrader's feedback template inlines every entry of ``resources["inlining"]["css"]``.
+    Enabled by default: nbconvert registers listed preprocessor classes disabled.
+    """
+
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        css = (Path(__file__).parent / "feedback.css").read_text(encoding="utf-8")
+        resources.setdefault("inlining", {}).setdefault("css", []).append(css)
+        return nb, resources

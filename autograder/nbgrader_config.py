@@ -18,6 +18,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     OverwriteKernelspec, SaveAutoGrades)
 
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, SandboxedExecute
+from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
@@ -57,7 +58,7 @@ c.Autograde.autograde_preprocessors = [
 # autograded notebook is already clean (above); rendering cleans it again, in case a notebook
 # reached autograded/ another way: generate_feedback after GetGrades (nbgrader's defaults kept),
 # and every HTMLExporter this config reaches, which includes the formgrader's submission view.
-c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor, ReportCSS]  # + report CSS
 c.HTMLExporter.preprocessors = [SanitizeSubmission]
 c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back
 c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
