@@ -28,7 +28,8 @@ from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 import hostile_pages as hp
-from autograder.preprocessors import _report
+from autograder.checks import CheckResult
+from autograder.feedback import report_data
 from autograder.sanitize import KEPT_MIME_TYPES, SanitizeSubmission, clean_html, clean_markdown
 
 
@@ -181,15 +182,13 @@ def test_markdown_with_raw_html_still_reads_well_and_cleaning_is_idempotent():
 
 
 def test_report_html_keeps_its_structure():
-    class Result:
-        def __init__(self, id, score, diagnosis, message):
-            self.id, self.score, self.max_score, self.diagnosis, self.message = id, score, 5, diagnosis, message
-
-    report = _report("Adam", [Result("adam-bias", 5, None, "ok"), Result("adam-eps", 0, "eps-inside-sqrt",
-                                                                         "First difference at <step 2>")], 5, 10)
+    report = report_data("Adam", [CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
+                                  CheckResult("adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>",
+                                              ["eps-inside-sqrt"])], 5, 10)
     cleaned = clean_html(report["text/html"])
-    for fragment in ("<div class=\"autograder-report\">", "<table>", "<th>check</th>", "<code>adam-eps</code>",
-                     "<b>Hidden checks for Adam: 5 / 10</b>", "eps-inside-sqrt", "First difference at &lt;step 2&gt;"):
+    for fragment in ("<div class=\"autograder-report\">", "<table class=\"autograder-checks\">", "<th>check</th>",
+                     "<code>adam-eps</code>", "<b>Hidden checks for Adam: 5 / 10 points</b>", "eps-inside-sqrt",
+                     "First difference at &lt;step 2&gt;", "<b>What to fix:</b>"):
         assert fragment in cleaned, fragment
     extra = clean_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
                        "</p><ul><li><span class='autograder-fix'>fix</span></li></ul></details>"
