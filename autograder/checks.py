@@ -310,18 +310,17 @@ LOOK_AT = {   # what to look at when a check fails and no misconception fits, by
     "validation": "__init__: raise ValueError for each invalid hyperparameter",
     "defaults": "the default hyperparameters in __init__'s signature",
 }
-_CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): )?(.*)$")
+_CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): (step\(\))|(constructing the optimizer|running the scenario))$")
 
 
 def crash(got: list) -> Optional[str]:
-    """"your step() raised X at step k" for the first exception the run recorded, if any."""
+    """"your step() raised X at step k" for the first call the probe saw raise, if any (student text quoted)."""
     for label, value in got:
-        if value.dtype.kind == "U" and str(value).startswith("raised "):
-            match = _CRASH.match(label)
-            scenario, step, what = match.groups() if match else ("?", None, label)
-            what = "your step()" if what == "step()" else what
-            at = f" at step {step}" if step else ""
-            return f"{what} {value}{at} (scenario {scenario})"
+        match = _CRASH.match(label)
+        if match and value.dtype.kind == "U" and str(value).startswith("raised "):
+            scenario, step, _, other = match.groups()
+            what = f"your step() {quoted(value)} at step {step}" if step else f"{other}: {quoted(value)}"
+            return f"{what} (scenario {scenario})"
     return None
 
 

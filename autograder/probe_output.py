@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import reference
-from .checks import checks_for, quoted
+from .checks import probe_spec, quoted
 from .probe import MAX_TEXT, PROBLEMS
 
 MiB = 1024**2
@@ -70,7 +70,7 @@ def _known_runs() -> tuple:
 
 def asked(component: str) -> Asked:
     counts, labels = _known_runs()
-    ids = [c.id for c in checks_for(component)]
+    ids = [c["id"] for c in probe_spec(component)["checks"]]     # scored checks and signature scenarios
     longest = {check: max((n for (c, _), n in counts.items() if c == check), default=0) for check in ids}
     return Asked({check: longest[check] + EXTRA_OBSERVATIONS for check in ids},
                  {check: frozenset(labels.get(check, ())) for check in ids})

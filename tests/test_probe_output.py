@@ -348,7 +348,7 @@ def test_failure_labels_of_the_probe_are_still_shown(good, asked):
     crashed[keys[4].rsplit("|", 1)[0] + "|[1] step 2: step()"] = np.array("raised ZeroDivisionError: boom")
     flat = parse(zip_bytes(members_of(crashed)), asked)
     message = next(r for r in checks.judge_component("SGD", flat, reference.load()) if r.id == "sgd-plain").message
-    assert "[1] step 2: step() = raised ZeroDivisionError: boom" in message
+    assert "Your step() raised ZeroDivisionError: boom at step 2 (scenario 1)" in message
 
 
 # -- memory: the grader's peak while reading a bomb -----------------------------------------

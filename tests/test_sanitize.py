@@ -246,7 +246,10 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     steps = list(config.Autograde.autograde_preprocessors)
     assert steps.index(SandboxedExecute) < steps.index(SanitizeSubmission)
     assert steps.index(HiddenChecks) < steps.index(SanitizeSubmission) < steps.index(SaveAutoGrades)
-    assert list(config.GenerateFeedback.preprocessors) == [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor]
+    from autograder.feedback import ReportCSS
+
+    assert list(config.GenerateFeedback.preprocessors) == [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor,
+                                                           ReportCSS]
     assert SanitizeSubmission in config.HTMLExporter.preprocessors      # the formgrader's exporter reads this
     assert SanitizeSubmission().enabled
 
