@@ -57,6 +57,26 @@ def make_template(dest: Path) -> Path:
     return dest
 
 
+def ensure_submission(api, assignment: str, student: str) -> None:
+    """Create the student's submission in the gradebook before ``nbgrader autograde`` does.
+
+    nbgrader's ``Gradebook.add_submission`` builds the submission's notebooks and
+    grades while the new object is not yet in the session; since SQLAlchemy 2 no
+    longer cascades it in along backrefs, the lazy loads it triggers autoflush and
+    print ``SAWarning: Object of type <SubmittedAssignment> not in session``. The
+    same call with autoflush off adds the same rows; autograde then finds and updates them.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+        gb.update_or_create_student(student)
+        try:
+            gb.find_submission(assignment, student)
+        except MissingEntry:
+            with gb.db.no_autoflush:
+                gb.add_submission(assignment, student)
+
+
 def student_id(path: Path, index: int) -> str:
     """``submitted/<student>/...`` gives the student; any other path its file name."""
     parts = Path(path).parts
@@ -101,6 +121,7 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
         submitted.mkdir(parents=True)
         shutil.copyfile(path, submitted / f"{NOTEBOOK}.ipynb")
         api = _api(course)
+        ensure_submission(api, ASSIGNMENT, student)
         with _quiet():
             result = api.autograde(ASSIGNMENT, student, force=True, create=True)
         autograded = course / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
@@ -210,8 +231,10 @@ def _safe(fn, path, *args) -> dict:
 
 def _autograde_student(root: str, assignment: str, student: str) -> tuple:
     """(student, None) or (student, why nbgrader could not grade it). Runs in a worker."""
+    api = _api(Path(root))
+    ensure_submission(api, assignment, student)
     with _quiet():
-        result = _api(Path(root)).autograde(assignment, student, force=True, create=True)
+        result = api.autograde(assignment, student, force=True, create=True)
     return student, None if result["success"] else _one_line(result.get("error") or result.get("log", ""))
 
 

@@ -14,10 +14,10 @@ import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteKernelspec,
+                                    SaveAutoGrades)
 
-from autograder.preprocessors import ForeignGradeIds, HiddenChecks, SandboxedExecute
+from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
 from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
 
@@ -31,7 +31,7 @@ ROOT = os.environ.get("AUTOGRADER_COURSE_ROOT") or os.path.dirname(os.path.dirna
 c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "tinytorch-07"
 c.CourseDirectory.release_directory = "modules"
-c.CourseDirectory.db_assignments = [{"name": "07_optimizers"}]
+# The gradebook learns the assignment from `nbgrader generate_assignment` (`make autograde` runs it first).
 if os.environ.get("AUTOGRADER_DB_URL"):            # e.g. PostgreSQL for many graders at once
     c.CourseDirectory.db_url = os.environ["AUTOGRADER_DB_URL"]
 
@@ -50,7 +50,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.enforce_metadata = True
 
 c.Autograde.sanitize_preprocessors = [
-    ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteCells, CheckCellMetadata]
+    ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteReleasedCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
     LimitOutput, SanitizeSubmission, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
@@ -60,7 +60,7 @@ c.Autograde.autograde_preprocessors = [
 # and every HTMLExporter this config reaches, which includes the formgrader's submission view.
 c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor, ReportCSS]  # + report CSS
 c.HTMLExporter.preprocessors = [SanitizeSubmission]
-c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back
+c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back (OverwriteReleasedCells too)
 c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
 c.SandboxedExecute.timeout = 60                  # seconds per cell
 c.SandboxedExecute.total_seconds = 300           # seconds per notebook

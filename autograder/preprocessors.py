@@ -4,7 +4,7 @@ Configured in ``nbgrader_config.py`` (``Autograde.sanitize_preprocessors`` and
 ``Autograde.autograde_preprocessors``), so plain ``nbgrader autograde`` uses them:
 
 sanitize:  ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds,
-           OverwriteCells (+ add_missing_cells), CheckCellMetadata
+           OverwriteReleasedCells (+ add_missing_cells), CheckCellMetadata
 autograde: ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor,
            HiddenChecks, LimitOutput, SanitizeSubmission (sanitize.py), SaveAutoGrades,
            AssignLatePenalties, CheckCellMetadata
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
 from nbformat.v4 import new_output
-from nbgrader.api import Gradebook
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Float, Integer, Unicode
 
 from . import sandbox, tempdirs
@@ -50,6 +51,46 @@ class ForeignGradeIds(NbGraderPreprocessor):
                 self.log.warning("Dropping nbgrader metadata of unknown cell %r", gid)
                 del cell.metadata["nbgrader"]
         return nb, resources
+
+
+class OverwriteReleasedCells(OverwriteCells):
+    """nbgrader's OverwriteCells, judging a locked cell against what students were given.
+
+    The gradebook keeps each locked cell as the instructor wrote it, hidden tests
+    included, while the released cell lost them (ClearHiddenTests), so the stock
+    preprocessor reports every untouched test cell as tampered with ("checksum has
+    changed"). A cell equal to its released form gets its full source back before the
+    comparison; any other edit is still reported and overwritten by nbgrader.
+    Cells it adds back (``add_missing_cells``) get a cell id, which nbgrader omits.
+    """
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        taken = {cell.get("id") for cell in nb.cells}
+        for cell in nb.cells:
+            if not cell.get("id"):
+                base = grade_id(cell) or "cell"
+                cell.id = next(f"{base}-{n}" if n else base for n in range(len(nb.cells) + 1)
+                               if (f"{base}-{n}" if n else base) not in taken)
+                taken.add(cell.id)
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        gid = grade_id(cell)
+        if gid is not None:
+            try:
+                source = self.gradebook.find_source_cell(gid, self.notebook_id, self.assignment_id)
+            except MissingEntry:
+                source = None                   # nbgrader reports and drops the unknown id
+            if (source is not None and source.locked and cell.cell_type == source.cell_type
+                    and cell.source == self._released(source.source)):
+                cell.source = source.source
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def _released(self, text: str) -> str:
+        cell = NotebookNode(source=text, cell_type="code", metadata={})
+        ClearHiddenTests(parent=self)._remove_hidden_test_region(cell)
+        return cell.source
 
 
 class SandboxedExecute(Execute):

@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from traitlets.config import Config
 
 
 def run(path: Path, timeout: int = 300):
     """(executed notebook, seconds). Raises CellExecutionError on the first failing cell."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    # IPC sockets in a private temporary folder, which no other local user can reach,
+    # rather than unencrypted TCP on loopback (which ipykernel rightly warns about).
+    with tempfile.TemporaryDirectory(prefix="run-notebook-") as sockets:
+        ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
+                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
     return nb, time.perf_counter() - start
 
 
