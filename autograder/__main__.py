@@ -17,6 +17,10 @@ def table(entries: list) -> str:
         diagnoses = sorted({slug for t in e["tests"] for slug in t.get("diagnoses") or [t["diagnosis"]] if slug})
         note = f"error: {e['error']}" if e["error"] else ", ".join(diagnoses)
         lines.append(f"{e['submission']:{width}}  {e['score']:>5g}/{e['max_score']:<3g}  {parts}  {note}")
+    written = max((e.get("written_max_score", 0) for e in entries), default=0)
+    if written:
+        lines.append(f"(scores are the autograded part; {written:g} more points of written answers "
+                     "are graded by people, in nbgrader's formgrader)")
     return "\n".join(lines)
 
 

@@ -20,7 +20,7 @@ import nbformat
 from . import tempdirs, workers
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
-from .submission import NotANotebook, component_cells, grade_points, read_submission
+from .submission import NotANotebook, component_cells, grade_points, read_submission, written_points
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
@@ -92,11 +92,17 @@ def max_scores() -> dict:
     return {component: points[gid] for gid, component in component_cells(source).items()}
 
 
+@lru_cache(maxsize=1)
+def written_max_score() -> float:
+    """Points of the written answers, which people grade (in the formgrader), never this grader."""
+    return sum(written_points(nbformat.read(SOURCE, as_version=4)).values())
+
+
 def empty_entry(path, error=None) -> dict:
     maxima = max_scores()
     return {"submission": str(path), "score": 0.0, "max_score": sum(maxima.values()), "error": error,
             "components": {c: {"score": 0.0, "max_score": maxima[c]} for c in COMPONENTS if c in maxima},
-            "tests": []}
+            "tests": [], "written_max_score": written_max_score()}
 
 
 def _one_line(text: str) -> str:

@@ -67,6 +67,13 @@ def grade_points(source_nb) -> dict:
             if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
 
 
+def written_points(source_nb) -> dict:
+    """{grade id: points} of the manually graded answers (nbgrader grade + solution cells in markdown)."""
+    return {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source_nb.cells
+            if c.cell_type == "markdown" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+            and c.metadata["nbgrader"].get("solution")}
+
+
 def _key(cell):
     """How a submission's cell is matched to the source: its grade id, else its cell id."""
     return grade_id(cell) or cell.get("id")

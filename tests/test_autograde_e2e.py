@@ -67,10 +67,8 @@ def grade(paths, *extra):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    course = tmp_path_factory.mktemp("sample-class")
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(course)], cwd=ROOT, check=True)
-    expected = json.loads((course / "expected.json").read_text())
+def graded(sample_class):
+    course, expected = sample_class                         # tests/conftest.py, shared with other modules
     paths = sorted((course / "submitted").glob("*/07_optimizers/optimizers.ipynb"))
     # What the attacks aim at: instructor notebooks, the reference build and data, the gradebook.
     protected = [ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db"]
@@ -111,8 +109,8 @@ def test_every_component_score_and_diagnosis_is_as_expected(graded):
 
 def test_json_contract(graded):
     for entry in graded["entries"]:
-        assert set(entry) == {"submission", "score", "max_score", "error", "components", "tests"}
-        assert entry["max_score"] == 100
+        assert set(entry) == {"submission", "score", "max_score", "error", "components", "tests", "written_max_score"}
+        assert entry["max_score"] == 100 and entry["written_max_score"] == 10
         assert set(entry["components"]) == {"Optimizer", "SGD", "Adam", "AdamW"}
         assert entry["score"] == pytest.approx(sum(c["score"] for c in entry["components"].values()))
         for test in entry["tests"]:

@@ -30,6 +30,10 @@
 # 3. tell L2 regularisation (decay inside the gradient) from decoupled decay (decay on the weights);
 # 4. predict an optimizer's memory from its state, then measure it.
 #
+# **Grading.** 110 points: 100 from the hidden checks of the four classes
+# (`Optimizer` 10, `SGD` 30, `Adam` 30, `AdamW` 30), graded automatically, and
+# 10 for the five written answers of section 9, graded by course staff.
+#
 # **Prerequisites.** A `Tensor` with `.data`, `.grad` and `backward()`
 # (modules 01-06). This module ships a small stand-in, `tinytorch.core.tensor`,
 # so it runs on its own.
@@ -760,7 +764,7 @@ assert_component("AdamW", globals())
 # flat direction; momentum builds speed along the valley; Adam rescales each
 # coordinate by its own gradient size.
 
-# %%
+# %% alt="Line chart, log scale: loss against step for SGD, SGD with momentum, Adam and AdamW on the ill-conditioned quadratic."
 import time
 
 import matplotlib.pyplot as plt
@@ -802,7 +806,7 @@ plt.show()
 # The loop is the one every later module uses: forward, `backward()`,
 # `step()`, `zero_grad()`.
 
-# %%
+# %% alt="Line chart, log scale: training loss against step of the 1-32-1 MLP on sin(2x) for SGD, SGD with momentum, Adam and AdamW."
 def train_mlp(make_optimizer, steps: int = 300, seed: int = 0) -> list:
     """Train a 1-32-1 tanh MLP on sin(2x); return the loss at every step."""
     rng = np.random.default_rng(seed)
@@ -882,7 +886,7 @@ def parameter_bytes(params) -> int:
     return sum(p.data.nbytes for p in params)
 
 
-# %%
+# %% alt="Bar chart: parameters plus optimizer state relative to the parameters for SGD, SGD with momentum, Adam and AdamW."
 def memory_ratios(n: int = 100_000) -> dict:
     """(parameters + state) / parameters after two steps, for each optimizer."""
     makers = {"SGD": lambda p: SGD(p, lr=0.01), "SGD+momentum": lambda p: SGD(p, lr=0.01, momentum=0.9),
@@ -960,7 +964,7 @@ print(f"in-place Adam step peak: {inplace_peak / param.data.nbytes:.2f}x the par
 # reads and writes a handful of arrays, Adam about seven. Time grows linearly
 # with the parameter count once the arrays leave the CPU caches.
 
-# %%
+# %% alt="Log-log chart: milliseconds per step against parameter count for SGD with momentum, Adam and AdamW."
 def seconds_per_step(make_optimizer, n: int, repeats: int = 5) -> float:
     """Median wall time of one step() on one parameter of n float32 values."""
     param = Tensor(np.ones(n, np.float32), requires_grad=True)
@@ -1002,7 +1006,7 @@ plt.show()
 # and, when PyTorch is installed, its fused CPU kernel for comparison. Your
 # numbers depend on the machine; the order rarely does.
 
-# %%
+# %% alt="Horizontal bar chart: milliseconds per Adam step for each rung of the speed ladder."
 def ladder(n: int) -> dict:
     """Milliseconds per Adam step for each rung of the ladder."""
     global BLOCK, WORKERS
@@ -1045,22 +1049,88 @@ plt.show()
 # %% [markdown]
 # ## 9. Reflection questions
 #
-# Answer in a sentence or two each; the numbers you need are above.
-#
-# 1. **Memory.** A model has 10 billion float32 parameters. How many GB do the
-#    parameters take, how many does Adam's state add, and how much less would
-#    SGD with momentum need?
-# 2. **Time to train.** Adam reaches the target loss in 100,000 steps, SGD in
-#    200,000, and an Adam step costs 1.2x an SGD step. Which finishes first, and
-#    by what factor?
-# 3. **Bias correction.** With $\beta_1 = 0.9$, by what factor does bias
-#    correction multiply $m$ at steps 1, 10 and 100? What would the first
-#    steps look like without it?
-# 4. **Decay.** A parameter has gradient 0.001 and value 1.0; `lr = 0.1`,
-#    `weight_decay = 0.01`. Compare how strongly Adam (L2) and AdamW shrink it,
-#    and say why one of them depends on the gradient's size.
-# 5. **Checkpoints.** You resume an Adam run at step 5,000 with a 10x smaller
-#    learning rate. Do you restore `m`, `v` and the step count, or start fresh?
+# Five written answers, 2 points each, graded by course staff (the autograder
+# marks them "needs manual grading"). Answer each in the cell below its
+# question, in a few sentences; the numbers you need are measured above.
+# Show the arithmetic where a question asks for numbers.
+
+# %% [markdown]
+# **Q1. Memory.** A language model has 10 billion float32 parameters. How much
+# memory do the parameters plus Adam's state take, and how does that compare
+# with SGD with momentum?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_memory", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# The parameters take 10e9 x 4 bytes = 40 GB. Section 8 measured Adam at 3.00x the
+# parameter bytes: its $m$ and $v$ add 80 GB, for 120 GB in total. SGD with
+# momentum measured 2.00x: one velocity adds 40 GB, for 80 GB. Adam needs 40 GB
+# more, an increase of 50%: enough to force more devices or sharded optimizer
+# state. (Decimal gigabytes; gradients and activations come on top for both.)
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2. Steps against step cost.** Adam converges in 100,000 steps, SGD in
+# 200,000, and an Adam step costs 1.2 times an SGD step. Which finishes first?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_time", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Adam: 100,000 x 1.2 = 120,000 SGD-step units of time; SGD: 200,000. Adam
+# finishes first, 200,000 / 120,000 = 1.67x sooner. Halving the number of steps
+# outweighs a 20% dearer step: wall-clock time to the target loss is what counts,
+# not the cost of one step.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q3. Bias correction.** Adam divides $m_t$ by $1-\beta_1^t$. With
+# $\beta_1 = 0.9$, what is that divisor at steps 1, 10 and 100, and what would
+# go wrong without it?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_bias_correction", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# $1-\beta_1^t$ is 0.10000 at step 1 (it multiplies $m_t$ by 10.000x), 0.65132 at
+# step 10 (1.535x) and 0.99997 at step 100 (1.000x). Early on the correction undoes
+# the pull of the zero initialisation; by step 100 it is gone. Without it both
+# moments start too small, but not by the same factor: on the first step
+# $m_1/\sqrt{v_1} = (1-\beta_1)/\sqrt{1-\beta_2} =$ 3.16 times the sign of the
+# gradient (with $\beta_2 = 0.999$), so the first steps would be about three times
+# too large, not too small. Correcting both makes the first step exactly $\eta$ per
+# coordinate.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q4. Where the decay goes.** Take $\theta = 1$, gradient 0.001,
+# `weight_decay=0.01`, `lr=0.1`, one step. How far does the decay move $\theta$
+# in `Adam` (decay added to the gradient) and in `AdamW`? Why does one of them
+# depend on the size of the gradient?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_decay", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# In `Adam` the gradient becomes 0.001 + 0.01 x 1.0 = 0.011, but the division by
+# $\sqrt{\hat v}$ rescales it, so the step is still about $\eta$: without decay
+# $\theta$ goes to 0.9000010, and the decay moves it only a further 9.1e-07. In
+# `AdamW` the weights shrink by $1 - \eta\lambda$ after the step, which moves
+# $\theta$ by 9.0e-04: 990x more. L2 decay inside Adam is divided by the root of
+# the second moment like the rest of the gradient, so a parameter with large
+# gradients is barely regularised; decoupled decay acts with the same strength
+# whatever the gradients are.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q5. Resuming from a checkpoint.** You train with Adam, checkpoint every
+# 1,000 steps, and resume from step 5,000 with the learning rate lowered from
+# $10^{-3}$ to $10^{-4}$. Restore the optimizer state (`m`, `v`, the step
+# count) or start it afresh?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "written_checkpoint", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Restore it. $m$ averages over roughly the last $1/(1-\beta_1) =$ 10 steps and $v$
+# over roughly the last $1/(1-\beta_2) =$ 1,000; after a reset $v$ needs that many
+# steps to recover the scale of each parameter's gradients, and the step count
+# (and with it the bias correction) starts again, so the first steps are
+# full-size again. The learning rate is a separate setting: changing it rescales
+# the steps without invalidating the statistics. A checkpoint stores the
+# parameters, the optimizer state and the step count together.
+# ### END SOLUTION
 
 # %% [markdown]
 # ## 10. Summary
