@@ -11,7 +11,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEST ?= ../optimizers-07-student
 
 .PHONY: help env instructor-env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
-        autograde feedback grades book student-dist bench clean
+        autograde feedback grades report book student-dist bench clean
 
 help:
 	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class"
@@ -19,6 +19,7 @@ help:
 	@echo "make generate  src/ -> autograder/solution/, source/ and modules/ notebooks, tinytorch placeholders"
 	@echo "make reference autograder/reference/expected.npz from src/"
 	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
+	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde)"
 	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"
 	@echo "make book | student-dist DEST=dir [FORCE=1] | bench"
 
@@ -79,6 +80,9 @@ grades: env
 	$(NBGRADER) export --to grades.csv --log-level=WARN
 	@echo "grades written to grades.csv"
 
+report: env
+	$(PY) -m autograder.report
+
 book: env
 	npm ci --no-audit --no-fund --silent
 	$(PY) -m tools.book
@@ -90,4 +94,4 @@ bench: env
 	$(PY) -m bench
 
 clean:
-	rm -rf _build autograded feedback submitted gradebook.db grades.csv artifacts
+	rm -rf _build autograded feedback submitted gradebook.db grades.csv artifacts reports
