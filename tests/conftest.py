@@ -66,6 +66,8 @@ def small_course(sample_class, tmp_path_factory) -> dict:
     nbformat.write(answered(nb), target / "optimizers.ipynb")
     nbgrader = [sys.executable, "-m", "nbgrader"]
     commands = [                                      # the Makefile's autograde and feedback targets
+        # records the assignment in this scratch course's gradebook, as `tools.generate --gradebook`
+        # does for the repository (which also rewrites the repository's generated files)
         [*nbgrader, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"],
         [sys.executable, "-m", "autograder", "course-autograde", ASSIGNMENT, "--course", str(root)],
         [*nbgrader, "generate_feedback", ASSIGNMENT, "--force", "--log-level=WARN"],
