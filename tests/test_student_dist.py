@@ -205,7 +205,7 @@ def test_dist_layout(dist):
     release = nbformat.read(ROOT / STUDENT_NB, as_version=4)
     shipped = nbformat.read(dist / STUDENT_NB, as_version=4)
     assert [c.source for c in shipped.cells] == [c.source for c in release.cells]
-    solution_cells = [c for c in shipped.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    solution_cells = [c for c in shipped.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
     assert [c.metadata.nbgrader.grade_id for c in solution_cells] == ["optimizer", "sgd", "adam", "adamw"]
     assert all(STUB.search(c.source) for c in solution_cells)
     assert not any(c.get("outputs") for c in shipped.cells if c.cell_type == "code")

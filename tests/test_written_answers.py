@@ -90,6 +90,7 @@ def test_model_answers_quote_the_numbers_the_book_computes():
     assert missing == []
 
 
+@pytest.mark.slow
 def test_formgrader_lists_the_written_answers_for_manual_grading(small_course):
     """Through nbgrader's API, as the formgrader's Manual Grading view reads it."""
     from nbgrader.api import Gradebook
