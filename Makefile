@@ -81,7 +81,7 @@ grades: env
 	@echo "grades written to grades.csv"
 
 report: env
-	$(PY) -m autograder.report
+	$(PY) -m autograder.report $(if $(COURSE),--course $(COURSE))
 
 book: env
 	npm ci --no-audit --no-fund --silent

@@ -36,6 +36,7 @@ EXERCISED = {
     r"make (autograde|feedback|grades)": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
     r"make generate": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
     r"make reference": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make report": "tests/test_report.py::test_report_shows_scores_checks_misconceptions_and_errors",
     r"make book": "tests/test_book.py::test_build_passes_with_warnings_as_errors",
     r"make bench": "bench/__main__.py",
     r"python -m tinytorch\.export": "tests/test_student_dist.py::test_student_export_in_the_dist",
