@@ -29,12 +29,13 @@ import nh3
 from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import List
 
 RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
 # text/latex is printed escaped by the templates (then typeset by MathJax); text/plain is escaped.
 KEPT_MIME_TYPES = frozenset({"text/plain", "text/latex"}) | RASTER_TYPES | CLEANED_TYPES
-KEPT_CELL_METADATA = frozenset({"nbgrader", "tags", "deletable", "editable", "trusted"})
+KEPT_CELL_METADATA = frozenset({"nbgrader", "tags", "deletable", "editable", "trusted", "alt"})  # alt: figure text
 KEPT_NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "nbgrader", "autograder"})
 
 SVG_TAGS = {"svg", "g", "path", "circle", "ellipse", "line", "polyline", "polygon", "rect", "text",
@@ -233,12 +234,20 @@ class SanitizeSubmission(NbGraderPreprocessor):
     An NbGraderPreprocessor so that it is enabled wherever it is listed (nbconvert's are off by default).
     """
 
+    # nbconvert's HTMLExporter configures NbConvertBase.display_data_priority for every preprocessor
+    # it holds; nbgrader's base class redefines the trait without config=True, which makes traitlets
+    # warn "not recognized". Configurable here, as in nbgrader's own GetGrades.
+    display_data_priority = List(NbGraderPreprocessor.display_data_priority.default_value).tag(config=True)
+
     def preprocess(self, nb, resources):
         for key in [k for k in nb.metadata if k not in KEPT_NOTEBOOK_METADATA]:
             del nb.metadata[key]                    # e.g. widget state, which the templates turn into script
         for cell in nb.cells:
             for key in [k for k in cell.get("metadata", {}) if k not in KEPT_CELL_METADATA]:
                 del cell.metadata[key]
+            if "alt" in cell.metadata:                 # the feedback template escapes it; keep it text, short
+                alt = cell.metadata["alt"]
+                cell.metadata["alt"] = " ".join(alt.split())[:300] if isinstance(alt, str) else ""
             tags = cell.metadata.get("tags")
             if tags is not None:
                 cell.metadata["tags"] = [str(t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
