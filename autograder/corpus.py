@@ -6,11 +6,16 @@ lists, the hooks Adam offers), ``b`` keeps helpers in a cell the student added,
 works in place with ``out=`` and handles Tensor/ndarray gradients itself. AdamW
 has a third style, ``own``, that overrides ``step()``. A bug is a flag that
 swaps one line of a template, so each bug appears in each style that can hold it.
+Notebook habits around style ``a``: ``magic`` (IPython magics, shell and help lines
+in exercise and added cells), ``edited-given`` (an import added to the given import
+cell), ``added-import`` and ``stray-grade-id`` (an exercise's grade id on a cell
+nbgrader does not grade).
 
 ``entries()`` lists ``Entry(name, cells, added, bugs, inherited)``: ``cells``
 {grade id: code}, ``added`` code cells placed before the Optimizer cell,
 ``bugs`` {component: slugs that cost that component points} and ``inherited``
-the Adam slugs AdamW's table must mark as inherited.
+the Adam slugs AdamW's table must mark as inherited, ``given`` {given cell id: lines
+appended to it} and ``after`` {grade id: [(code, nbgrader metadata)] inserted after it}.
 """
 from __future__ import annotations
 
@@ -395,6 +400,8 @@ class Entry:
     added: list = field(default_factory=list)
     bugs: dict = field(default_factory=dict)        # component -> slugs that must cost it points
     inherited: tuple = ()                           # Adam slugs AdamW's table marks as inherited
+    given: dict = field(default_factory=dict)       # given cell id -> lines the student appended to it
+    after: dict = field(default_factory=dict)       # grade id -> [(code, nbgrader metadata)] inserted after it
 
 
 def style_a(opt=None, sgd=None, adam=None, adamw=None, adamw_own=False, adamw_own_bug=None) -> tuple:
@@ -419,6 +426,20 @@ def style_b(opt=None, sgd=None, adam=None, adamw=None, adamw_own=False, adamw_ow
                        else fill(ADAMW_A, ADAMW_A_OK, ADAMW_A_BUGS.get(adamw)))}
     added = [fill(HELPERS_B, {"ZERO_B": ZERO_B_BUG if opt else ZERO_B_OK}), helper]
     return cells, added
+
+
+def magics(cells: dict) -> dict:
+    """IPython syntax students leave in exercise cells: line magics, shell lines, help, a timed cell."""
+    return {"optimizer": "%config InlineBackend.figure_format = 'retina'\n" + cells["optimizer"],
+            "sgd": "%%time\n" + cells["sgd"],
+            "adam": "!pip install --quiet numpy\nnp.zeros?\n" + cells["adam"],
+            "adamw": "%matplotlib inline\n" + cells["adamw"] + "%time AdamW\n"}
+
+
+MAGIC_ADDED = "%%capture captured\nimport math\nprint('setup')\n"
+DEEPCOPY_GET = {"GET": "copy.deepcopy(self.momentum_buffers)"}
+# An exercise cell's grade id on a cell that is not an nbgrader cell: nbgrader ignores it, so does the grader.
+NOT_A_GRADE_CELL = ("class SGD:\n    pass\n", {"grade_id": "sgd"})
 
 
 # Adam slugs whose code AdamW runs too (it inherits Adam's step()); the others live in methods AdamW overrides.
@@ -458,12 +479,27 @@ def entries() -> list:
         out.append(Entry(f"bug-{style}-adam-eps-inside-sqrt+lr-cached", cells, added,
                          bugs={"Adam": {"eps-inside-sqrt", "lr-cached"}, "AdamW": {"eps-inside-sqrt"}},
                          inherited=("eps-inside-sqrt",)))
+    # IPython syntax, imports added to a given cell, a stray grade id: correct code keeps every point
+    cells, added = style_a()
+    out.append(Entry("correct-magic", magics(cells), [MAGIC_ADDED]))
+    cells, added = style_a(adam="eps-inside-sqrt")
+    out.append(Entry("bug-magic-adam-eps-inside-sqrt", magics(cells), [MAGIC_ADDED],
+                     bugs={"Adam": {"eps-inside-sqrt"}, "AdamW": {"eps-inside-sqrt"}}, inherited=("eps-inside-sqrt",)))
+    cells, added = style_a()
+    out.append(Entry("correct-edited-given-imports", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)),
+                     given={GIVEN_IMPORTS: "import copy\n"}))
+    out.append(Entry("correct-added-import", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)), ["import copy\n"]))
+    out.append(Entry("correct-stray-grade-id", cells, after={"sgd": [NOT_A_GRADE_CELL]}))
     return out
 
 
+GIVEN_IMPORTS = "cell-02"      # the notebook's given import cell (``#| export`` imports)
+
+
 def notebook(entry: Entry, student_nb, source_nb):
-    """The release notebook answered with ``entry``: its solution cells, and its added cells
-    (fresh cell ids, as Jupyter gives them) placed before the Optimizer exercise."""
+    """The release notebook answered with ``entry``: its solution cells, its lines appended to
+    given cells, its extra cells after exercise cells, and its added cells (fresh cell ids, as
+    Jupyter gives them) placed before the Optimizer exercise."""
     import copy
     import uuid
 
@@ -475,6 +511,15 @@ def notebook(entry: Entry, student_nb, source_nb):
     for cell in nb.cells:
         if grade_id(cell) in entry.cells and cell.metadata["nbgrader"].get("solution"):
             cell.source = entry.cells[grade_id(cell)]
+    for cell in nb.cells:
+        if cell.get("id") in entry.given:
+            cell.source = cell.source.rstrip("\n") + "\n" + entry.given[cell.id]
+    for gid, extra in entry.after.items():
+        at = next(n for n, c in enumerate(nb.cells) if grade_id(c) == gid) + 1
+        for code, meta in reversed(extra):
+            cell = new_code_cell(code, metadata={"nbgrader": dict(meta)})
+            cell.id = uuid.uuid4().hex[:12]
+            nb.cells.insert(at, cell)
     at = next(n for n, c in enumerate(nb.cells) if grade_id(c) == "optimizer")
     for code in reversed(entry.added):
         cell = new_code_cell(code)

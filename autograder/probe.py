@@ -7,7 +7,8 @@ reports observations (plain arrays and strings) for the trusted grader to judge.
     python probe.py CELLS.json SPEC.json OUT.npz
 
 CELLS.json is a list of [name, code] pairs (or [name, code, "added"] for a cell the student
-added): the given helpers, the student's solution cells and added cells, in notebook order.
+added or a given cell they edited): the given helpers, the student's solution cells, added
+cells and edited given cells, in notebook order. Cells are parsed as IPython parses them.
 """
 from __future__ import annotations
 
@@ -348,21 +349,59 @@ KINDS = {f.__name__: f for f in (trajectory, checkpoint, interface, zero_grad, a
                                      validation, dtypes, aliasing)}
 
 
-_SKIPPED = ("Expr", "For", "While", "AsyncFor")     # demos: calls, displays, loops
+_SKIPPED = ("Expr", "For", "While", "AsyncFor", "Raise", "Assert")  # demos and checks: calls, displays, loops
+# Cell magics whose body is the cell's Python code, which the kernel ran (timing, output capture).
+_BODY_MAGICS = ("time", "timeit", "capture", "prun")
 
 
-def definitions(code: str, name: str):
-    """A cell the student added, compiled without its demos: imports, defs, classes, assignments.
+class _Shell:
+    """``get_ipython()`` in the probe: every magic, shell line (``!cmd``) and help request (``obj?``)
+    does nothing and returns None. Display settings and installs have no effect on the classes."""
 
-    IPython magics and shell lines become ``pass``; top-level expressions (calls,
-    displays) and loops are dropped, so a plotting or training demo cannot eat
-    the probe's time. Everything that defines a name is kept, as the kernel ran it.
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+_SHELL = _Shell()
+
+
+def get_ipython():
+    return _SHELL
+
+
+def parse(code: str, name: str):
+    """A cell's code as the IPython kernel compiles it: the one place magics are handled.
+
+    IPython's own text transform (``TransformerManager.transform_cell``) turns
+    ``%magic``, ``!cmd``, ``obj?`` and ``%%magic`` into ``get_ipython()`` calls,
+    which the probe's stub ``get_ipython`` makes harmless. A ``%%time``-like cell
+    magic's body is the student's code, so the body is parsed in its place; any
+    other cell magic (``%%bash``, ``%%writefile``, ``%%html``) holds no Python to run.
     """
     import ast
 
-    lines = [line[:_len(line) - _len(line.lstrip())] + "pass" if line.lstrip()[:1] in ("%", "!") else line
-             for line in code.splitlines()]
-    tree = ast.parse("\n".join(lines), f"<{name}>")
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    tree = ast.parse(TransformerManager().transform_cell(code), f"<{name}>")
+    call = tree.body[0].value if _len(tree.body) == 1 and type(tree.body[0]).__name__ == "Expr" else None
+    if (type(call).__name__ == "Call" and getattr(call.func, "attr", None) == "run_cell_magic"
+            and _len(call.args) == 3 and all(type(a).__name__ == "Constant" for a in call.args)):
+        magic, _line, body = (a.value for a in call.args)
+        if magic not in _BODY_MAGICS:
+            return ast.Module(body=[], type_ignores=[])
+        tree = parse(body, name)
+        ast.increment_lineno(tree, 1)            # tracebacks point at the cell's own lines
+    return tree
+
+
+def definitions(code: str, name: str):
+    """A cell the student added or edited, compiled without its demos: imports, defs, classes, assignments.
+
+    Top-level expressions (calls, displays, magics), loops, ``raise`` and ``assert`` are dropped, so a
+    plotting or training demo cannot eat the probe's time. Everything that
+    defines a name is kept, as the kernel ran it.
+    """
+    tree = parse(code, name)
     tree.body = [node for node in tree.body if type(node).__name__ not in _SKIPPED]
     return compile(tree, f"<{name}>", "exec")
 
@@ -371,12 +410,13 @@ def define(cells: list, ns: dict) -> list:
     """Execute each cell on its own, so one broken class leaves the others defined.
 
     ``cells`` holds [name, code] pairs, or [name, code, "added"] for a cell the
-    student added (run through ``definitions``).
+    student added or a given cell they edited (run through ``definitions``).
     """
+    ns.setdefault("get_ipython", get_ipython)
     problems = []
     for name, code, *mode in cells:
         try:
-            exec(definitions(code, name) if mode == ["added"] else compile(code, f"<{name}>", "exec"), ns)
+            exec(definitions(code, name) if mode == ["added"] else compile(parse(code, name), f"<{name}>", "exec"), ns)
         except BaseException as err:  # SystemExit in a cell must not end the probe
             problems.append(f"{name} {describe(err)}")
     return problems
@@ -416,7 +456,10 @@ def flatten(results: dict) -> dict:
 
 
 def main(argv) -> int:
+    import os
+
     code_path, spec_path, out_path = argv
+    os.environ["NBGRADER_EXECUTION"] = "autograde"    # as the notebook's kernel under nbgrader: its guarded demos stay off
     with open(spec_path) as f:
         spec = json.load(f)
     with open(code_path) as f:

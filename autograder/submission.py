@@ -8,6 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import nbformat
+from nbgrader import utils
 
 from tinytorch.export import cell_code, export_cells
 
@@ -99,19 +100,56 @@ def added_cells(source_nb, student_nb) -> dict:
     return groups
 
 
+def solution_cells(student_nb) -> dict:
+    """{grade id: the cell nbgrader grades under that id}, as nbgrader's ``DeduplicateIds`` decides.
+
+    Among cells carrying the same grade id with a grade, solution or locked flag,
+    ``DeduplicateIds`` keeps the *last* and clears the others' nbgrader metadata
+    (a copied exercise cell: the kernel, too, ran the last definition); a cell with
+    a grade id but none of those flags is no nbgrader cell at all, so it is ignored.
+    """
+    cells = {}
+    for cell in student_nb.cells:
+        if grade_id(cell) and (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)):
+            cells[grade_id(cell)] = cell
+    return cells
+
+
+def edited_given_cells(source_nb, student_nb) -> dict:
+    """{id(source cell): the student's version} of given code cells the student edited.
+
+    Given cells are the source's code cells that are neither solution nor grade
+    cells; the student's version is the first cell with the same cell id whose text differs.
+    """
+    student = {}
+    for cell in student_nb.cells:
+        if cell.cell_type == "code" and not grade_id(cell) and cell.get("id"):
+            student.setdefault(cell.id, cell)
+    edited = {}
+    for cell in source_nb.cells:
+        mine = student.get(cell.get("id")) if cell.cell_type == "code" and not grade_id(cell) else None
+        if mine is not None and mine.source.strip() != cell.source.strip():
+            edited[id(cell)] = mine
+    return edited
+
+
 def graded_code(source_nb, student_nb) -> list:
     """[(name, code[, "added"])] for the probe: what the student's kernel ran to define the classes.
 
     In source order: the source's given export cells (from the instructor's
     notebook, so a student cannot break or replace them), the student's
-    solution cells matched by grade id, and each code cell the student added
-    (helpers, imports), placed after the source cell it follows. Grade cells
-    (visible tests), the instructor's other cells (demos, plots) and markdown
-    are never run. Added cells carry the mode "added": the probe runs only
-    their definitions (see ``probe.definitions``).
+    solution cells (``solution_cells``: the one nbgrader grades under each id),
+    each given cell the student edited, right after the instructor's version
+    (so an ``import copy`` added to the import cell is there), and each code
+    cell the student added (helpers, imports), placed after the source cell it
+    follows. Grade cells (visible tests), the instructor's other cells (demos,
+    plots) as given, and markdown are never run. Added and edited given cells
+    carry the mode "added": the probe runs only their definitions (see
+    ``probe.definitions``). The probe parses every cell as IPython does (``probe.parse``).
     """
-    student = {grade_id(c): c for c in student_nb.cells if grade_id(c)}
+    student = solution_cells(student_nb)
     added = added_cells(source_nb, student_nb)
+    edited = edited_given_cells(source_nb, student_nb)
     numbers = {id(c): n for n, c in enumerate(student_nb.cells, 1)}
     cells = [(f"your added cell {numbers[id(c)]}", c.source, "added") for c in added.get(None, [])]
     exported = {id(c) for c in export_cells(source_nb)}
@@ -124,6 +162,8 @@ def graded_code(source_nb, student_nb) -> list:
                                   else student[gid].source))
             else:
                 cells.append(("given code", cell_code(cell)))
+        if id(cell) in edited:
+            cells.append((f"your edited cell {numbers[id(edited[id(cell)])]}", edited[id(cell)].source, "added"))
         cells.extend((f"your added cell {numbers[id(c)]}", c.source, "added") for c in added.get(_key(cell), []))
     return cells
 

@@ -17,7 +17,8 @@ from autograder.submission import graded_code
 ENTRIES = corpus.entries()
 SANDBOXED = ("correct-b", "correct-a-own-adamw", "bug-b-adam-none-grad-not-skipped", "bug-b-adam-state-dtype",
              "bug-a-adam-eps-inside-sqrt", "bug-b-own-adamw-step-count-per-param", "bug-b-zero-grad",
-             "bug-b-adam-eps-inside-sqrt+lr-cached")
+             "bug-b-adam-eps-inside-sqrt+lr-cached", "correct-magic", "correct-edited-given-imports",
+             "correct-stray-grade-id")
 
 
 @pytest.fixture(scope="module")
