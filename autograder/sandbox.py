@@ -512,7 +512,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     extra_env = Dict(value_trait=Unicode(), help="extra environment variables").tag(config=True)
     runtime_bytes = Integer(16 * 1024**2, help="size cap of the runtime dir (as root)").tag(config=True)
 
-    _runtime: Path | None = None  # connection file, sockets, kernel.log
+    _runtime: Path | None = None  # connection file and sockets (the kernel can write here)
     _own_scratch: Path | None = None  # a temp cwd we created, removed on cleanup
     _info_fds: tuple[int, int] | None = None
     _pidfd: int | None = None
@@ -528,7 +528,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["cwd"] = str(scratch)
         if self._runtime is None:  # kept across restarts, like the connection file
             self._runtime = tempdirs.mkdtemp("sandbox-kernel-")
-            tempdirs.mount_cap(self._runtime, self.runtime_bytes)  # sockets, key, kernel.log
+            tempdirs.mount_cap(self._runtime, self.runtime_bytes)  # sockets, key
             self.transport = "ipc"
             self.ip = str(self._runtime / "s")  # sockets are <ip>-<port>; unix socket paths are short
             self.connection_file = str(self._runtime / "kernel.json")
@@ -544,8 +544,9 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._uid = new_sandbox_id()
             _prepare_dir(scratch, self._uid)
             if _drops_privileges():  # the kernel's own uid binds sockets and reads the key
-                os.chown(self._runtime, self._uid, self._uid)
-                os.chown(self.connection_file, self._uid, self._uid)
+                # No symlink followed: on a restart the old kernel had write access here.
+                os.chown(self._runtime, self._uid, self._uid, follow_symlinks=False)
+                os.chown(self.connection_file, self._uid, self._uid, follow_symlinks=False)
             self._info_fds = os.pipe()
             kernel_cmd = _bwrap_argv(kernel_cmd, scratch, ro_paths=self.ro_paths,
                                      rw_paths=[self._runtime], env=env, limits=self.limits,
@@ -554,8 +555,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         else:
             kw["env"] = _base_env(scratch, {**env, "HOME": str(self._runtime)})
         # Kernel messages travel over zmq; raw fd 1/2 output only goes to a log
-        # (which RLIMIT_FSIZE caps), never to the grader's terminal.
-        self._log_file = open(self._runtime / "kernel.log", "ab")  # noqa: SIM115
+        # (which RLIMIT_FSIZE caps), never to the grader's terminal. The log is an
+        # unnamed file outside every folder the sandbox can write: the kernel can
+        # neither swap it for a FIFO or a symlink nor make us read anything but it.
+        self._close_log()
+        self._log_file = tempfile.TemporaryFile(dir=tempdirs.run_dir())  # noqa: SIM115
         kw.update(stdout=subprocess.DEVNULL, stderr=self._log_file,
                   preexec_fn=functools.partial(_set_rlimits, self.limits))
         return kernel_cmd, kw
@@ -564,7 +568,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         try:
             await super()._async_launch_kernel(kernel_cmd, **kw)
         finally:
-            self._log_file.close()  # the child has its own copy
             if self._info_fds is not None:
                 info_r, info_w = self._info_fds
                 self._info_fds = None
@@ -604,18 +607,35 @@ class SandboxedKernelManager(AsyncKernelManager):
         self._kill_tree()  # also after a polite shutdown: the kernel may have left children
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self._runtime is not None:
-            with contextlib.suppress(OSError):
-                tail = (self._runtime / "kernel.log").read_bytes()[-2000:].decode(errors="replace")
-                # "bwrap:" lines mean the sandbox itself could not be set up (e.g. a missing
-                # ro_path): the only clue to a bare "Kernel died before replying".
-                level = logging.WARNING if "bwrap:" in tail else logging.DEBUG
-                if tail.strip():
-                    self.log.log(level, "sandboxed kernel stderr (tail):\n%s", tail)
+            tail = self._log_tail()
+            self._close_log()
+            # "bwrap:" lines mean the sandbox itself could not be set up (e.g. a missing
+            # ro_path): the only clue to a bare "Kernel died before replying".
+            level = logging.WARNING if "bwrap:" in tail else logging.DEBUG
+            if tail.strip():
+                self.log.log(level, "sandboxed kernel stderr (tail):\n%s", tail)
             tempdirs.remove(self._runtime)
             self._runtime = None
             if self._own_scratch is not None:
                 tempdirs.remove(self._own_scratch)
                 self._own_scratch = None
+
+    _log_file = None  # the kernel's stderr: an unnamed file only this process can reach
+
+    def _log_tail(self, size: int = 2000) -> str:
+        """The last ``size`` bytes of the kernel's stderr, read from our own descriptor."""
+        if self._log_file is None:
+            return ""
+        with contextlib.suppress(OSError):
+            fd = self._log_file.fileno()
+            end = os.fstat(fd).st_size
+            return os.pread(fd, size, max(end - size, 0)).decode(errors="replace")
+        return ""
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
 
     # AsyncKernelManager binds its public names to the base class's functions, so
     # callers such as nbclient (cleanup_resources after a dead kernel) would skip

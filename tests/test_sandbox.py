@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -340,3 +341,37 @@ def test_off_still_limits_and_is_announced(scratch, monkeypatch, capsys):
     assert not memory.sandboxed and not looping.sandboxed
     assert memory.killed_reason == "memory"
     assert looping.timed_out and looping.killed_reason == "wall time 1 s exceeded"
+
+
+SABOTAGE = {  # what a cell puts where the kernel's stderr log used to be, in its writable runtime dir
+    "fifo": "os.mkfifo(log)",
+    "dev-zero": "os.symlink('/dev/zero', log)",
+    "host-file": "os.symlink({secret!r}, log)",
+}
+
+
+@pytest.mark.slow
+def test_kernel_runtime_dir_tricks_neither_hang_nor_leak(tmp_path):
+    """The grader never opens what the kernel can replace: a FIFO, /dev/zero or a host file at kernel.log."""
+    marker = f"host-secret-{time.time_ns()}"
+    secret = tmp_path / "secret.txt"
+    secret.write_text(marker)
+    script = textwrap.dedent(f"""
+        import logging, sys
+        sys.path.insert(0, {str(REPO / 'tests')!r})
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+        from pathlib import Path
+        from test_sandbox import execute
+        for name, trick in {SABOTAGE!r}.items():
+            cell = ("import os; from ipykernel import get_connection_file\\n"
+                    "log = os.path.join(os.path.dirname(get_connection_file()), 'kernel.log')\\n"
+                    "if os.path.lexists(log): os.remove(log)\\n" + trick.format(secret={str(secret)!r}) + "\\n"
+                    "import sys; print('sabotaged', file=sys.__stderr__, flush=True)")
+            nb = execute([cell, "print('next')"], Path({str(tmp_path)!r}) / name)
+            print(name, nb.cells[1].outputs[0]["text"].strip(), flush=True)
+    """)
+    result = subprocess.run([PY, "-c", script], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["fifo", "next", "dev-zero", "next", "host-file", "next"]
+    assert marker not in result.stderr and marker not in result.stdout
+    assert "sabotaged" in result.stderr  # the kernel's own stderr still reaches the debug log
