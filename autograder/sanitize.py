@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import nh3
 from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
+from nbformat.corpus.words import generate_corpus_id
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
@@ -64,6 +65,17 @@ LINK_SCHEMES = {"http", "https", "mailto"}
 # dress student HTML as grader UI; only our report's classes and code highlighting pass.
 CLASS_TOKEN = re.compile(r"autograder-[A-Za-z0-9_-]+|highlight|anchor-link|[a-z]{1,3}[0-9]?")
 DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
+# The templates put some metadata into attributes unescaped or space-split: tags become
+# class="celltag_<tag>", a cell id becomes id="cell-id=<id>", the language becomes
+# class="highlight hl-<lexer>", a grade id becomes id=/href=/name=. Each must be one token
+# (a space would add a class such as Bootstrap's "hidden"): anything else is dropped.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# language_info: what nbconvert reads (name, pygments_lexer, codemirror_mode) must be a token;
+# the descriptive fields are kept only in their usual shapes.
+LANGUAGE_INFO_FIELDS = {"name": TOKEN, "pygments_lexer": TOKEN, "nbconvert_exporter": TOKEN,
+                        "version": re.compile(r"[A-Za-z0-9_.+-]{1,32}"), "file_extension": re.compile(r"\.[A-Za-z0-9]{1,16}"),
+                        "mimetype": re.compile(r"[a-z]{1,16}/[A-Za-z0-9.+-]{1,64}")}
+KERNELSPEC_FIELDS = {"name": TOKEN, "language": TOKEN, "display_name": re.compile(r"[\w .()+-]{1,64}")}
 
 
 def _safe_url(value: str, *, image: bool = False) -> bool:
@@ -228,6 +240,52 @@ def _dropped(what: list) -> dict:
                            "pages show no active content from a submission]\n")
 
 
+def _is_token(value) -> bool:
+    return isinstance(value, str) and TOKEN.fullmatch(value) is not None
+
+
+def _clamp_fields(entry, patterns: dict) -> dict:
+    entry = entry if isinstance(entry, dict) else {}
+    return {k: v for k, v in entry.items()
+            if k in patterns and isinstance(v, str) and patterns[k].fullmatch(v)}
+
+
+def _clamp_notebook_metadata(metadata) -> None:
+    """language_info / kernelspec keep only well-shaped fields; without a valid name they go whole."""
+    if "language_info" in metadata:
+        info = _clamp_fields(metadata["language_info"], LANGUAGE_INFO_FIELDS)
+        mode = (metadata["language_info"] or {}).get("codemirror_mode") if isinstance(
+            metadata["language_info"], dict) else None
+        if _is_token(mode):
+            info["codemirror_mode"] = mode
+        elif isinstance(mode, dict) and _is_token(mode.get("name")):
+            version = mode.get("version")
+            info["codemirror_mode"] = {"name": mode["name"], **(
+                {"version": version} if isinstance(version, int) and not isinstance(version, bool) else {})}
+        if "name" in info:
+            metadata["language_info"] = info
+        else:
+            del metadata["language_info"]
+    if "kernelspec" in metadata:
+        spec = _clamp_fields(metadata["kernelspec"], KERNELSPEC_FIELDS)
+        if "name" in spec and "display_name" in spec:      # both required by nbformat
+            metadata["kernelspec"] = spec
+        else:
+            del metadata["kernelspec"]
+
+
+def _clamp_cell_id(cell, seen: set) -> None:
+    """A cell id is rendered as id="cell-id=<id>": a valid nbformat id, unique, or a fresh one."""
+    if "id" not in cell:                           # nbformat < 4.5 has none; the templates then skip it
+        return
+    if not _is_token(cell.id) or cell.id in seen:
+        fresh = generate_corpus_id()
+        while fresh in seen:
+            fresh = generate_corpus_id()
+        cell.id = fresh
+    seen.add(cell.id)
+
+
 class SanitizeSubmission(NbGraderPreprocessor):
     """Make a submission safe to render as HTML (feedback, formgrader): see the module docstring.
 
@@ -242,16 +300,27 @@ class SanitizeSubmission(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         for key in [k for k in nb.metadata if k not in KEPT_NOTEBOOK_METADATA]:
             del nb.metadata[key]                    # e.g. widget state, which the templates turn into script
+        _clamp_notebook_metadata(nb.metadata)
+        seen_ids = set()
         for cell in nb.cells:
             for key in [k for k in cell.get("metadata", {}) if k not in KEPT_CELL_METADATA]:
                 del cell.metadata[key]
+            _clamp_cell_id(cell, seen_ids)
+            if "execution_count" in cell:           # printed into the page as In [..]
+                count = cell.execution_count
+                cell.execution_count = count if isinstance(count, int) and not isinstance(count, bool) else None
             if "alt" in cell.metadata:                 # the feedback template escapes it; keep it text, short
                 alt = cell.metadata["alt"]
                 cell.metadata["alt"] = " ".join(alt.split())[:300] if isinstance(alt, str) else ""
             tags = cell.metadata.get("tags")
-            if tags is not None:
-                cell.metadata["tags"] = [str(t) for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+            if tags is not None:                    # each tag becomes a class: one token each, or dropped
+                tags = tags if isinstance(tags, list) else []
+                cell.metadata["tags"] = list(dict.fromkeys(t for t in tags if _is_token(t)))
             grading = cell.metadata.get("nbgrader")
+            if isinstance(grading, dict) and "grade_id" in grading and not _is_token(grading["grade_id"]):
+                # nbgrader itself only accepts such ids, so this cell is no real grade cell: make it plain
+                del cell.metadata["nbgrader"]
+                grading = None
             if isinstance(grading, dict) and isinstance(grading.get("comment"), str):
                 grading["comment"] = clean_markdown(grading["comment"])   # shown as markdown in feedback
             if cell.cell_type == "code":

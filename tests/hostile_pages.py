@@ -203,3 +203,57 @@ DOM_PROBE = """(selector) => {
   }
   return bad;
 }"""
+
+
+# -- metadata the templates interpolate into attributes ---------------------------------------
+# A tag becomes class="celltag_<tag>", so a space adds a page class: Bootstrap's
+# "dropdown-backdrop" is position:fixed over the whole page, "hidden" is display:none.
+PAGE_CLASSES = {"dropdown-backdrop", "hidden", "modal", "fixed-top", "sr-only"}
+TAG_PAYLOADS = {"space-overlay": "x dropdown-backdrop", "space-hidden": "x hidden", "tab-hidden": "x\thidden",
+                "newline-modal": "x\nmodal", "many": "x fixed-top sr-only", "too-long": "a" * 65,
+                "quote": f'"><img src=x onerror="{ACT}">'}
+LEGIT_TAGS = ["raises-exception", "remove_input", "hide-cell", "nbgrader_07"]
+# nbconvert writes the lexer into class="highlight hl-<lexer>" (pygments_lexer, else name).
+LANGUAGE_PAYLOADS = {"lexer-space": {"name": "python", "pygments_lexer": "ipython3 hidden"},
+                     "name-space": {"name": "python dropdown-backdrop"},
+                     "name-quote": {"name": f'python"><img src=x onerror="{ACT}">'},
+                     "codemirror-space": {"name": "python", "codemirror_mode": "ipython hidden"}}
+LEGIT_LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3", "version": "3.11.4",
+                       "file_extension": ".py", "mimetype": "text/x-python", "nbconvert_exporter": "python",
+                       "codemirror_mode": {"name": "ipython", "version": 3}}
+CELL_ID_PAYLOADS = ["a hidden", "b\tdropdown-backdrop", 'c"><img src=x onerror="1">', "", "d" * 65]
+FAKE_REPORT = "Hidden checks: 100 / 100"
+
+
+def overlay_submission(nb, with_outputs: bool) -> None:
+    """The red team's page: a fake full-page report over the real one, every grade cell hidden."""
+    fake = new_code_cell(f"print({FAKE_REPORT!r})")
+    fake.metadata["tags"] = ["x dropdown-backdrop"]
+    if with_outputs:
+        fake.outputs = [new_output("stream", name="stdout", text=FAKE_REPORT + "\n")]
+    for cell in nb.cells:
+        if (cell.metadata.get("nbgrader") or {}).get("grade"):
+            cell.metadata["tags"] = ["x hidden"]
+    nb.cells.append(fake)
+
+
+def page_classes(page: str) -> set:
+    """Classes of the page's own CSS that something on the page carries (a clean page has none)."""
+    found = set()
+    for element in html5lib.parse(page).iter():
+        if isinstance(element.tag, str):
+            found |= PAGE_CLASSES & set(element.attrib.get("class", "").split())
+    return found
+
+
+def bad_ids(page: str) -> list:
+    """id attributes that are no single token (nbconvert writes id="cell-id=<id>")."""
+    return [element.attrib["id"] for element in html5lib.parse(page).iter()
+            if isinstance(element.tag, str) and "id" in element.attrib
+            and not re.fullmatch(r"[A-Za-z0-9_=-]+", element.attrib["id"])]
+
+
+# Run in a page by Playwright: elements inside the notebook that are laid over the page.
+FIXED_PROBE = """(selector) => [...document.querySelectorAll(selector)]
+  .filter(el => ['fixed', 'sticky'].includes(getComputedStyle(el).position))
+  .map(el => el.tagName.toLowerCase() + '.' + el.className)"""

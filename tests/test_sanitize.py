@@ -26,11 +26,12 @@ import nbformat
 import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from nbformat.warnings import DuplicateCellId
 
 import hostile_pages as hp
 from autograder.checks import CheckResult
 from autograder.feedback import report_data
-from autograder.sanitize import KEPT_MIME_TYPES, SanitizeSubmission, clean_html, clean_markdown
+from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown
 
 
 def sanitized(nb):
@@ -258,6 +259,97 @@ def test_nbformat_still_validates_a_sanitized_notebook():
     nbformat.validate(sanitized(hp.hostile_notebook()))
 
 
+# -- metadata that the templates interpolate into class / id attributes ----------------------------
+
+@pytest.mark.parametrize("template", ["classic", "lab"])
+@pytest.mark.parametrize("name", sorted(hp.TAG_PAYLOADS))
+def test_cell_tags_cannot_add_page_classes(name, template):
+    cell = new_code_cell("x = 1")
+    cell.metadata["tags"] = [hp.TAG_PAYLOADS[name], *hp.LEGIT_TAGS]
+    nb = one_cell_notebook(cell)
+    if name not in ("too-long", "quote"):       # those two carry no page class: dropped all the same
+        assert hp.page_classes(render(nb, template))          # the payload works without the sanitizer
+    clean = sanitized(nb)
+    assert clean.cells[0].metadata["tags"] == hp.LEGIT_TAGS  # the others are kept, in order
+    page = render(clean, template)
+    assert hp.page_classes(page) == set() and hp.active_content(page) == []
+    assert all(f"celltag_{tag}" in page for tag in hp.LEGIT_TAGS)
+
+
+def test_the_overlay_submission_loses_its_classes_and_keeps_its_grade_cells():
+    nb = one_cell_notebook(new_code_cell("assert True"))
+    nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "sgd_hidden", "points": 1,
+                                        "solution": False, "locked": True, "schema_version": 3}
+    hp.overlay_submission(nb, with_outputs=True)
+    assert hp.page_classes(render(nb)) == {"hidden", "dropdown-backdrop"}
+    clean = sanitized(nb)
+    assert [cell.metadata["tags"] for cell in clean.cells] == [[], []]
+    assert clean.cells[0].metadata["nbgrader"]["grade_id"] == "sgd_hidden"
+    assert hp.page_classes(render(clean)) == set()
+
+
+@pytest.mark.parametrize("template", ["classic", "lab"])
+@pytest.mark.parametrize("name", sorted(hp.LANGUAGE_PAYLOADS))
+def test_language_info_cannot_add_page_classes(name, template):
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    nb.metadata["language_info"] = dict(hp.LANGUAGE_PAYLOADS[name])
+    if name != "codemirror-space":              # no template reads codemirror_mode today: clamped anyway
+        with pytest.warns(UserWarning, match="No lexer found"):      # pygments knows no such lexer
+            unsanitized = render(nb, template)
+        # nbconvert escapes quotes in that class, but not spaces: the page gains a class
+        assert name == "name-quote" or hp.page_classes(unsanitized)
+    clean = sanitized(nb)
+    info = clean.metadata.get("language_info", {})
+    assert all(TOKEN.fullmatch(info[k]) for k in ("name", "pygments_lexer", "codemirror_mode") if k in info)
+    page = render(clean, template)
+    assert hp.page_classes(page) == set() and hp.active_content(page) == []
+    nbformat.validate(clean)
+
+
+def test_ordinary_language_info_and_kernelspec_are_kept():
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    nb.metadata["language_info"] = copy.deepcopy(hp.LEGIT_LANGUAGE_INFO)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    clean = sanitized(nb)
+    assert clean.metadata["language_info"] == hp.LEGIT_LANGUAGE_INFO
+    assert clean.metadata["kernelspec"] == nb.metadata["kernelspec"]
+
+
+def test_kernelspec_fields_are_tokens_or_dropped():
+    nb = new_notebook(cells=[new_code_cell("x = 1")])
+    nb.metadata["kernelspec"] = {"name": "python3 hidden", "display_name": "<b>x</b>", "language": "python"}
+    assert "kernelspec" not in sanitized(nb).metadata
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "py thon", "env": {}}
+    assert sanitized(nb).metadata["kernelspec"] == {"name": "python3", "display_name": "Python 3"}
+
+
+@pytest.mark.parametrize("template", ["classic", "lab"])
+def test_cell_ids_are_valid_unique_tokens(template):
+    nb = one_cell_notebook(new_code_cell("x = 1"))
+    nb.cells = [new_code_cell("x = 1") for _ in range(len(hp.CELL_ID_PAYLOADS) + 3)]
+    for cell, bad in zip(nb.cells, hp.CELL_ID_PAYLOADS):    # set afterwards: nbformat's constructors validate
+        cell.id = bad
+    nb.cells[-3].id, nb.cells[-2].id, nb.cells[-1].id = "keep-me", "twice", "twice"
+    with pytest.raises(nbformat.ValidationError), pytest.warns(DuplicateCellId):
+        render(nb, template)                                # without the sanitizer the page is not rendered
+    clean = sanitized(nb)
+    ids = [cell.id for cell in clean.cells]
+    assert len(set(ids)) == len(ids) and all(TOKEN.fullmatch(i) for i in ids)
+    assert ids[-3:-1] == ["keep-me", "twice"]               # valid ids are untouched, the repeat is renamed
+    assert hp.bad_ids(render(clean, template)) == []
+    nbformat.validate(clean)
+    assert [cell.id for cell in sanitized(clean).cells] == ids
+
+
+def test_invalid_grade_id_makes_the_cell_plain_and_execution_count_is_an_int():
+    nb = one_cell_notebook(new_code_cell("x = 1"))
+    cell = nb.cells[0]
+    cell.execution_count = "1]: <b>fake</b>"                # set afterwards: nbformat's constructors validate
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": 'x" onmouseover="1', "points": 100}
+    clean = sanitized(nb).cells[0]
+    assert "nbgrader" not in clean.metadata and clean.execution_count is None
+
+
 # == slow: the real nbgrader autograde and generate_feedback, the real formgrader, Chromium =======
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,6 +386,7 @@ def course(tmp_path_factory):
     hostile = copy.deepcopy(answered)
     hostile.cells += hp.hostile_cells(with_outputs=False)
     hp.add_hostile_metadata(hostile)
+    hp.overlay_submission(hostile, with_outputs=False)
     for student, nb in ((GRADED, hostile), (RENDER_ONLY, answered)):
         (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
         nbformat.write(nb, course / "submitted" / student / ASSIGNMENT / "optimizers.ipynb")
@@ -302,6 +395,7 @@ def course(tmp_path_factory):
     stored = nbformat.read(autograded(course, RENDER_ONLY), as_version=4)
     stored.cells += hp.hostile_cells(with_outputs=True)        # as if autograded/ were reached another way
     hp.add_hostile_metadata(stored)
+    hp.overlay_submission(stored, with_outputs=True)
     nbformat.write(stored, autograded(course, RENDER_ONLY))
     # A grader's comment is markdown in the feedback too (added by GetGrades at feedback time),
     # perhaps pasted from a student's message.
@@ -332,7 +426,8 @@ def visit(page, url: str) -> dict:
     page.wait_for_timeout(1500)
     return {"title": page.title(), "pwned": page.evaluate("() => window.__pwned === undefined ? null : 1"),
             "active": page.evaluate(hp.DOM_PROBE, "#notebook-container *"),
-            "text": page.inner_text("body")}
+            "text": page.inner_text("body"),                   # rendered text: display:none is not in it
+            "fixed": page.evaluate(hp.FIXED_PROBE, "#notebook-container *")}
 
 
 @pytest.mark.slow
@@ -366,8 +461,9 @@ def test_feedback_page_runs_nothing_from_the_submission(course, student):
     with chromium_page() as page:
         seen = visit(page, page_path.as_uri())
     assert seen["title"] == "optimizers" and seen["pwned"] is None, seen["title"]
-    assert seen["active"] == []
-    assert "Hidden checks for SGD" in seen["text"]                   # the page did render
+    assert seen["active"] == [] and seen["fixed"] == []              # nothing laid over the page
+    assert "Hidden checks for SGD" in seen["text"]                   # the page did render, the report is visible
+    assert hp.FAKE_REPORT in seen["text"]                            # the student's output is shown, as text
     if student == GRADED:
         assert "Why eps sits outside the root" in seen["text"] and "Nice work." in seen["text"]
 
