@@ -103,7 +103,8 @@ class SandboxedExecute(Execute):
     """
 
     total_seconds = Float(300.0, help="wall time for the whole notebook").tag(config=True)
-    max_output_bytes = Integer(256 * 1024, help="stream output kept per cell").tag(config=True)
+    max_output_bytes = Integer(256 * 1024, help="output kept per cell (every kind)").tag(config=True)
+    max_notebook_output_bytes = Integer(4 * 1024**2, help="output kept for the whole notebook").tag(config=True)
     memory_bytes = Integer(2 * 1024**3, help="address-space limit of the kernel").tag(config=True)
     disk_bytes = Integer(256 * 1024**2, help="size cap of the kernel's writable folder (as root)").tag(config=True)
 
@@ -145,6 +146,7 @@ class SandboxedExecute(Execute):
 
         NotebookClient.__init__(self, nb, km)
         self.reset_execution_trackers()
+        self._notebook_bytes = 0
         self._check_assign_resources(resources)
         deadline = time.monotonic() + self.total_seconds
         stopped = None
@@ -173,17 +175,41 @@ class SandboxedExecute(Execute):
                     stopped = f"{reason} in an earlier cell"
         return self.nb, self.resources
 
-    def output(self, outs, msg, display_id, cell_index):
-        """Keep at most ``max_output_bytes`` of output per cell; drop the rest, say so once."""
-        size = len(json.dumps(msg.get("content", {})))
-        self._cell_bytes = getattr(self, "_cell_bytes", 0) + size
-        if self._cell_bytes > self.max_output_bytes:
-            if self._cell_bytes - size <= self.max_output_bytes:
-                outs.append(new_output("stream", name="stdout",
-                                       text=f"\n[output truncated by the autograder after "
-                                            f"{self.max_output_bytes // 1024} KiB]\n"))
-            return None
-        return super().output(outs, msg, display_id, cell_index)
+    # Kernel messages that change the notebook. update_display_data and comm messages
+    # never reach output(): nbclient rewrites earlier outputs (display ids) or stores
+    # widget state itself, so the caps are applied here, before nbclient sees a message.
+    _GROWS = frozenset({"stream", "display_data", "execute_result", "error", "update_display_data",
+                        "comm_open", "comm_msg"})
+
+    def process_message(self, msg, cell, cell_index):
+        """Charge every notebook-changing message to the cell's and the notebook's caps; drop the excess."""
+        if msg.get("msg_type") in self._GROWS:
+            size = self._message_bytes(msg)
+            self._cell_bytes = getattr(self, "_cell_bytes", 0) + size
+            self._notebook_bytes = getattr(self, "_notebook_bytes", 0) + size
+            over = [(spent, cap, what) for spent, cap, what in
+                    ((self._cell_bytes, self.max_output_bytes, "for this cell"),
+                     (self._notebook_bytes, self.max_notebook_output_bytes, "for the whole notebook"))
+                    if spent > cap]
+            if over:
+                spent, cap, what = over[0]
+                if spent - size <= cap:         # the first message past this cap: say so once
+                    cell.outputs.append(new_output("stream", name="stdout",
+                                                   text=f"\n[output truncated by the autograder after "
+                                                        f"{cap // 1024} KiB {what}]\n"))
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+    def _message_bytes(self, msg) -> int:
+        """What a message may add to the notebook: an update rewrites every output of its display id."""
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        size += sum(len(buf) for buf in msg.get("buffers") or ())
+        if msg.get("msg_type") in {"update_display_data", "display_data", "execute_result"}:
+            transient = msg.get("content", {}).get("transient")
+            display_id = transient.get("display_id") if isinstance(transient, dict) else None
+            targets = self._display_id_map.get(display_id, {}) if isinstance(display_id, str) else {}
+            size *= max(1, sum(len(indices) for indices in targets.values()))
+        return size
 
 
 class HiddenChecks(NbGraderPreprocessor):

@@ -1,6 +1,7 @@
 """A batch never loses results: a grading worker killed or hung costs only its own notebook; nothing is left in TMPDIR."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,3 +157,29 @@ def test_a_killed_grader_leaves_nothing_after_the_next_run(tmp_path, sample_clas
     cli([empty], tmpdir, "--jobs", "1")
     assert leftovers(tmpdir) == []
     tmpdir.rmdir()
+
+
+# Eight display handles, each then rewritten with 25 MB through update_display_data (which never
+# passes through output()); only in the notebook's kernel, not in the hidden-check probes.
+DISPLAY_FLOOD = ("import sys\n"
+                 "if 'ipykernel' in sys.modules:\n"
+                 "    from IPython.display import display\n"
+                 "    handles = [display('small', display_id=True) for _ in range(8)]\n"
+                 "    for h in handles:\n"
+                 "        h.update({'text/plain': 'x' * 25_000_000}, raw=True)\n")
+
+
+def test_display_updates_obey_the_output_caps(tmp_path):
+    """update_display_data is charged to the cell's and the notebook's output caps; the score stands."""
+    path = submission(tmp_path, "display-flood", DISPLAY_FLOOD)
+    feedback = tmp_path / "feedback"
+    short = Path(tempfile.mkdtemp(prefix="flood-"))  # kernel socket paths must stay under 107 bytes
+    try:
+        [entry] = cli([path], short, "--feedback-dir", str(feedback), "--jobs", "1")
+    finally:
+        shutil.rmtree(short)
+    assert entry["error"] is None
+    assert entry["score"] == entry["max_score"], [t["message"] for t in entry["tests"] if t["score"] < t["max_score"]][:3]
+    [page] = feedback.glob("display-flood*.html")
+    assert page.stat().st_size < 8 * 1024**2
+    assert "output truncated by the autograder" in page.read_text()
