@@ -55,11 +55,25 @@ _ids = itertools.count()
 _ids_lock = threading.Lock()
 
 
+#: Sandboxes one grader process may run at once (it runs a kernel, then four probes).
+IDS_PER_PROCESS = 64
+#: Linux never hands out a pid at or above this (PID_MAX_LIMIT on 64-bit), whatever pid_max says.
+PID_LIMIT = 2**22
+
+
 def new_sandbox_id() -> int:
-    """A uid (also used as gid) not shared with any other live sandbox of this machine's graders."""
+    """A uid (also used as gid) not shared with any other live sandbox of this machine's graders.
+
+    Each grader pid owns its own block of IDS_PER_PROCESS uids (no modulo: two live
+    pids never share a block) and cycles through it; the largest uid,
+    200000 + 2**22 * 64, stays far below the 32-bit uid limit.
+    """
+    pid = os.getpid()
+    if not 0 < pid < PID_LIMIT:
+        raise RuntimeError(f"pid {pid} is outside 1..{PID_LIMIT - 1}: cannot give the sandbox its own uid")
     with _ids_lock:
         n = next(_ids)
-    return SANDBOX_ID_BASE + (os.getpid() % 4096) * 64 + n % 64
+    return SANDBOX_ID_BASE + pid * IDS_PER_PROCESS + n % IDS_PER_PROCESS
 
 MODES = ("auto", "required", "off")
 OFF_WARNING = ("WARNING: AUTOGRADER_SANDBOX=off: student code runs WITHOUT the bubblewrap sandbox "

@@ -375,3 +375,16 @@ def test_kernel_runtime_dir_tricks_neither_hang_nor_leak(tmp_path):
     assert result.stdout.split() == ["fifo", "next", "dev-zero", "next", "host-file", "next"]
     assert marker not in result.stderr and marker not in result.stdout
     assert "sabotaged" in result.stderr  # the kernel's own stderr still reaches the debug log
+
+
+def test_sandbox_uids_of_different_graders_never_collide(monkeypatch):
+    """Graders whose pids agree modulo any power of two still get disjoint uids, all valid 32-bit ids."""
+    seen = {}
+    for pid in (1000, 1000 + 4096, 1000 + 2 * 4096, 1001, sandbox.PID_LIMIT - 1):
+        monkeypatch.setattr(sandbox.os, "getpid", lambda pid=pid: pid)
+        ids = {sandbox.new_sandbox_id() for _ in range(sandbox.IDS_PER_PROCESS)}
+        assert len(ids) == sandbox.IDS_PER_PROCESS
+        for uid in ids:
+            assert uid not in seen, (pid, seen.get(uid))
+            assert sandbox.SANDBOX_ID_BASE <= uid < 2**31 - 1
+            seen[uid] = pid
