@@ -358,14 +358,15 @@ def write(dest: Path, root: Path = ROOT) -> dict:
         judged = expected_scores(nb if twin is None else fill(student, source, twin), source)
         for component, score in fixed.items():
             judged[component] = {"score": score, "diagnoses": []}
-        expected[name] = {"components": judged, "error": False, "attack": is_attack(name)}
+        expected[name] = {"components": judged, "error": False}
     expected.update(_structure_attacks(dest, student, source))
     expected.update(_corpus_styles(dest, student, source))
     for name, raw in BROKEN.items():
         _path(dest, name).parent.mkdir(parents=True, exist_ok=True)
         _path(dest, name).write_bytes(raw)
-        expected[name] = {"components": {c: {"score": 0.0, "diagnoses": []} for c in COMPONENTS}, "error": True,
-                          "attack": is_attack(name)}
+        expected[name] = {"components": {c: {"score": 0.0, "diagnoses": []} for c in COMPONENTS}, "error": True}
+    for name, case in expected.items():      # one rule for every block above: the demo reads it
+        case["attack"] = is_attack(name)
     (dest / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     return expected
 
@@ -401,7 +402,7 @@ def _structure_attacks(dest: Path, student, source) -> dict:
     for name, nb in (("hostile-raised-points", raised), ("hostile-changed-grade-ids", renamed),
                      ("hostile-deleted-test-cell", deleted)):
         _save(dest, name, nb)
-        out[name] = {"components": judged, "error": False, "attack": is_attack(name)}
+        out[name] = {"components": judged, "error": False}
     return out
 
 

@@ -25,6 +25,14 @@ def small_class(sample_class, tmp_path):
     return tmp_path
 
 
+def test_every_sample_case_says_whether_it_is_an_attack(sample_class):
+    """The demo without bubblewrap picks cases by this flag, so every block of the class must set it."""
+    _, expected = sample_class
+    flags = {name: case.get("attack") for name, case in expected.items()}
+    assert all(isinstance(flag, bool) for flag in flags.values()), [n for n, f in flags.items() if f is None]
+    assert {n for n, f in flags.items() if f} == {n for n in flags if n.startswith("hostile-")}
+
+
 def demo(course: Path, path_env: str):
     env = {**os.environ, "PATH": path_env}
     env.pop("AUTOGRADER_SANDBOX", None)  # a newcomer's shell
