@@ -163,6 +163,10 @@ def main(argv=None) -> int:
                   file=sys.stderr)
             return 1
         return 0
+    if DATA.exists() and same(data, load_flat()):
+        # np.savez stamps each member with the time: rewriting equal data would dirty the checkout.
+        print(f"{DATA.relative_to(ROOT)} is up to date")
+        return 0
     save(data)
     print(f"wrote {DATA.relative_to(ROOT)}: {len(data)} observations, {len(VARIANTS)} variants")
     return 0
