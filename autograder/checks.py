@@ -17,6 +17,8 @@ import numpy as np
 
 from .probe import MEMORY, PROBLEMS
 
+UNEXPECTED = "(an observation the grader did not ask for)"   # what probe_output puts for a forged label
+
 COMPONENTS = ("Optimizer", "SGD", "Adam", "AdamW")
 RTOL, ATOL_SCALE = 1e-4, 1e-6          # float32 rounding, with room for reordered arithmetic
 DISTINCT = 100                          # a misconception must miss the reference by 100x the tolerance
@@ -324,12 +326,14 @@ def crash(got: list) -> Optional[str]:
     return None
 
 
-def judge(check: Check, got: list, reference: dict, problems: str = "", found: Optional[dict] = None) -> CheckResult:
+def judge(check: Check, got: list, reference: dict, problems: str = "", found: Optional[dict] = None,
+          forged: bool = False) -> CheckResult:
     """Score one check: full points when the run matches the reference (or an accepted alternative).
 
     A failed check names every misconception that explains it: a catalogued
     variant the run reproduces exactly, and each signature that fired for this
-    component (``found``) and whose variants fail this check.
+    component (``found``) and whose variants fail this check. ``forged`` output
+    (written by the student's code, not the probe) fails and names nothing.
     """
     divergence = first_divergence(got, reference["expected"][check.id])
     if divergence is None:
@@ -339,13 +343,15 @@ def judge(check: Check, got: list, reference: dict, problems: str = "", found: O
         if first_divergence(got, alternative) is None:
             return CheckResult(check.id, check.component, check.points, check.points, None,
                                f"passed with {name}: {check.what}")
-    named = diagnose_all(check, got, reference, found or {})
+    named = [] if forged else diagnose_all(check, got, reference, found or {})
     crashed = crash(got)
     message = f"failed: {check.what}. " + (crashed[0].upper() + crashed[1:] if crashed else
                                             f"First difference at {divergence}")
     if problems:
         message += f" (while defining your classes: {quoted(problems.splitlines()[0])})"
-    if not named:
+    if forged:
+        message += ". The results file holds observations the grader never asks for: does your code write out.npz?"
+    elif not named:
         kind = check.scenarios[0]["kind"] if check.scenarios else ""
         message += f". Look at {LOOK_AT.get(kind, 'this part of your class')}."
     inherited = {slug: (found or {})[slug] for slug in named if (found or {}).get(slug)}
@@ -371,8 +377,11 @@ def judge_component(component: str, flat: dict, reference: dict) -> list:
     from .signatures import fired
 
     problems = str(flat.get(PROBLEMS, ""))
-    found = fired(flat, component)
-    return [judge(c, observations_of(flat, c.id), reference, problems, found) for c in checks_for(component)]
+    # Output carrying labels the grader never asks for was written by the student's code, not the
+    # probe: it still fails its checks, but naming a misconception from it would be a guess.
+    forged = any(key.endswith(f"|{UNEXPECTED}") for key in flat)
+    found = {} if forged else fired(flat, component)
+    return [judge(c, observations_of(flat, c.id), reference, problems, found, forged) for c in checks_for(component)]
 
 
 def failed_component(component: str, reason: str) -> list:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import reference
-from .checks import probe_spec, quoted
+from .checks import UNEXPECTED, probe_spec, quoted
 from .probe import MAX_TEXT, PROBLEMS
 
 MiB = 1024**2
@@ -35,7 +35,6 @@ MAX_MEMBER_BYTES = 1 * MiB      # one observation, inflated (the largest real on
 MAX_TOTAL_BYTES = 8 * MiB       # every accepted observation, inflated
 MAX_NDIM = 4
 EXTRA_OBSERVATIONS = 8          # a run may report this many more observations than the longest known run
-UNEXPECTED = "(an observation the grader did not ask for)"
 # Labels the probe writes when a call raised (probe.attempt / probe.observe): shown, though no known run has them.
 FAILURE_LABEL = re.compile(r"\[\d{1,3}\] (constructing the optimizer|running the scenario|step \d{1,3}: step\(\))")
 MEMBER = re.compile(r"(?P<check>[a-z0-9-]+)\|(?P<index>\d{3})\|(?P<label>.*)\.npy", re.DOTALL)

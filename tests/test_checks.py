@@ -155,3 +155,15 @@ def test_malformed_signature_observations_never_crash_the_judge(text):
     forged = {k: (np.zeros((0,)) if k.startswith("sig:") else v) for k, v in flat.items()}
     assert set(fired(forged, "SGD")) <= set(SLUGS)               # may name anything, must not crash
     assert all(r.score == r.max_score for r in checks.judge_component("SGD", forged, reference.load()))
+
+
+def test_output_with_forged_labels_names_no_misconception(text):
+    """Labels the grader never asked for mean the student's code wrote the results file: no diagnosis from it."""
+    variant = next(v for v in VARIANTS if v.slug == "state-dtype" and v.component == "SGD")
+    flat = reference.run_module(apply(text, variant), "SGD", "t")
+    named = {slug for r in checks.judge_component("SGD", flat, reference.load()) for slug in r.diagnoses}
+    assert "state-dtype" in named
+    flat[f"sgd-plain|999|{checks.UNEXPECTED}"] = np.array("forged")
+    results = checks.judge_component("SGD", flat, reference.load())
+    assert [r.diagnoses for r in results if r.diagnoses] == []
+    assert any(r.score < r.max_score for r in results)

@@ -38,7 +38,9 @@ def postgres(tmp_path_factory):
     base.chmod(0o755)
     data, sockets = base / "data", base / "sock"
     sockets.mkdir()
-    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    # runuser lives in /usr/sbin, which a plain user's PATH may lack even when run as root.
+    runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin")
+    as_user = [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 else []
     if as_user:
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
