@@ -17,25 +17,41 @@ import ctypes.util
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 PREFIX = "autograder-run-"
 _MS_NOSUID, _MS_NODEV = 2, 4
 _MNT_DETACH = 2
 _mine: dict[int, Path] = {}  # {pid: its run folder}; a forked child makes its own
+# The four component probes start on threads at once: without the lock each could make a
+# run folder and register its own atexit, leaking folders and raising KeyError at exit.
+_making = threading.Lock()
+
+
+def _fresh_lock_in_child() -> None:  # a fork while another thread held it must not deadlock the child
+    global _making
+    _making = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def run_dir() -> Path:
     """This process's folder for every temporary thing (made on first use, after a sweep)."""
     pid = os.getpid()
-    if pid not in _mine:
-        sweep()
-        # Short: kernels put unix sockets in here, and a socket path has at most 107 bytes.
-        path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{pid}-"))
-        path.chmod(0o711)  # sandbox uids must traverse it to reach their own scratch folders
-        _mine[pid] = path
-        atexit.register(_remove_own, pid)
-    return _mine[pid]
+    with _making:
+        return _mine.get(pid) or _make_run_dir(pid)
+
+
+def _make_run_dir(pid: int) -> Path:
+    sweep()
+    # Short: kernels put unix sockets in here, and a socket path has at most 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{pid}-"))
+    path.chmod(0o711)  # sandbox uids must traverse it to reach their own scratch folders
+    _mine[pid] = path
+    atexit.register(_remove_own, pid)
+    return path
 
 
 def _remove_own(pid: int) -> None:

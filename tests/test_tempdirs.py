@@ -1,0 +1,33 @@
+"""The grader's run folder: one per process even when threads ask for it at once, gone at exit."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Four threads (as the four component probes are) ask for the run folder at the same moment;
+# the sweep before the first folder is made is slowed down so that they all arrive before it exists.
+RACE = textwrap.dedent("""
+    import threading, time
+    from autograder import tempdirs
+    real_sweep = tempdirs.sweep
+    tempdirs.sweep = lambda *a, **k: (time.sleep(0.05), real_sweep(*a, **k))[1]
+    barrier = threading.Barrier(4)
+    def probe():
+        barrier.wait()
+        tempdirs.mkdtemp("probe-")
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    print(len(list(tempdirs.run_dir().parent.glob(tempdirs.PREFIX + "*"))))
+""")
+
+
+def test_threads_share_one_run_folder_and_exit_quietly(tmp_path):
+    result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "1", "each thread made a run folder of its own"
+    assert result.stderr == "", result.stderr            # no "Exception ignored in atexit callback"
+    assert list(tmp_path.iterdir()) == [], "the run folder outlived its process"
