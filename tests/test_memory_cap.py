@@ -211,3 +211,14 @@ def test_groups_of_a_killed_grader_are_swept(tmp_path):
     assert not list(backend.memory_parent.glob(pattern))
     if backend.pids_parent is not None:
         assert not list(backend.pids_parent.glob(pattern))
+
+
+def test_grade_command_announces_the_bound(monkeypatch, capsys):
+    from autograder import __main__ as cli
+    from autograder import grade
+
+    monkeypatch.setattr(grade, "grade_many", lambda *args, **kw: [])  # only the announcement is under test
+    assert cli.main(["grade", "nothing.ipynb", "--json", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert sandbox.memory_announcement() + "\n" in err
+    assert err.count("memory: each sandbox's process tree capped at") == 1
