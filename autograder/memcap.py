@@ -154,8 +154,16 @@ def detect() -> Backend:
     return _detect_cgroup()
 
 
-@functools.cache
+_detect_lock = threading.Lock()  # a worker's four probe threads may ask at once
+
+
 def _detect_cgroup() -> Backend:
+    with _detect_lock:
+        return _detect_cgroup_once()
+
+
+@functools.cache
+def _detect_cgroup_once() -> Backend:
     if os.geteuid() != 0:
         return Backend(ONE_PROCESS, why="not root, so no cgroup of our own")
     mounts = _mounts(_read(Path("/proc/self/mountinfo")))
