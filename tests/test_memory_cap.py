@@ -222,3 +222,25 @@ def test_grade_command_announces_the_bound(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert sandbox.memory_announcement() + "\n" in err
     assert err.count("memory: each sandbox's process tree capped at") == 1
+
+
+def test_v2_group_caps_memory_swap_and_tasks_and_kills_as_a_group(tmp_path):
+    """The cgroup v2 settings, written into a stand-in hierarchy (this machine's v2 has no controllers)."""
+    backend = memcap.Backend(memcap.V2, tmp_path)
+    group = memcap.new_group(backend, budget=3 * 1024**3, tasks=67)
+    settings = {f.name: f.read_text() for f in group.memory_dir.iterdir()}
+    assert settings == {"memory.max": str(3 * 1024**3), "memory.swap.max": "0",
+                        "memory.oom.group": "1", "pids.max": "67"}
+    assert group.memory_dir.name.startswith(f"{memcap.PREFIX}{os.getpid()}-")
+    assert not group.oom_killed()
+    (group.memory_dir / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
+    assert group.oom_killed()
+
+
+def test_v1_oom_is_read_from_oom_control(tmp_path):
+    group = memcap.new_group(memcap.Backend(memcap.V1, tmp_path), budget=2**30, tasks=10)
+    assert (group.memory_dir / "memory.limit_in_bytes").read_text() == str(2**30)
+    (group.memory_dir / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    assert not group.oom_killed()
+    (group.memory_dir / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
+    assert group.oom_killed()
