@@ -44,7 +44,8 @@ def main(argv=None) -> int:
     from . import sandbox
 
     try:  # before any student code runs: no sandbox, no grading (unless AUTOGRADER_SANDBOX=off)
-        sandbox.check()
+        if sandbox.check():
+            print(sandbox.memory_announcement(), file=sys.stderr)
     except sandbox.SandboxUnavailable as err:
         print(f"python -m autograder {args.command}: {err}", file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ network namespace, so not even the host's 127.0.0.1) and lives in its own PID
 namespace, so killing bwrap kills every process the student started.
 
 Resource limits are plain rlimits set before bwrap is exec'd; wall time is
-enforced by the parent. When we run as root, bwrap itself stays root (it needs
+enforced by the parent. Memory is also capped for the sandbox's whole process
+tree (:mod:`memcap`: a cgroup joined before bwrap is exec'd, or a seccomp filter
+that allows no second process), at :func:`memory_budget`. When we run as root, bwrap itself stays root (it needs
 to read /root/.pyenv, which is 0700) and the student command is started through
 ``setpriv`` as its own unprivileged uid/gid, so RLIMIT_NPROC applies per sandbox and the
 student owns nothing outside the scratch directory.
@@ -44,7 +46,7 @@ from typing import Sequence
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Dict, Instance, Integer, List, Unicode
 
-from . import tempdirs
+from . import memcap, tempdirs
 
 
 #: As root, each sandbox runs as its own unprivileged uid/gid from this range
@@ -100,6 +102,21 @@ class Limits:
     file_bytes: int = 64 * 1024**2  # RLIMIT_FSIZE per file; also the size of /tmp and /dev/shm
     disk_bytes: int = 256 * 1024**2  # size of a writable host folder made by tempdirs.capped_dir (as root)
     output_bytes: int = 1024**2  # stdout and stderr are each kept up to this; the rest is dropped
+
+
+def memory_budget(limits: Limits, extra_bytes: int = 0) -> int:
+    """Bytes the sandbox's whole tree may hold: one process's RLIMIT_AS plus its tmpfs pages.
+
+    Pages written to /tmp, /dev/shm and the size-capped writable folder are charged
+    to the sandbox's cgroup but not to RLIMIT_AS, so a correct notebook that uses
+    its full address space and fills every folder still fits (no false fail).
+    """
+    return limits.memory_bytes + 2 * limits.file_bytes + limits.disk_bytes + extra_bytes
+
+
+def memory_announcement(limits: Limits = Limits()) -> str:
+    """One line saying which whole-tree memory bound applies here (the default limits' budget)."""
+    return memcap.detect().describe(memory_budget(limits))
 
 
 @dataclass
@@ -185,6 +202,10 @@ def check(announce=None) -> bool:
     ``off`` warning (default: a line on stderr).
     """
     if _use_bwrap():
+        try:  # an unknown AUTOGRADER_MEMORY_CAP is refused here, before any student code
+            memcap.detect()
+        except memcap.MemcapError as err:
+            raise SandboxUnavailable(f"refusing to grade: {err}. No student code was run.") from err
         return True
     (announce or (lambda text: print(text, file=sys.stderr, flush=True)))(OFF_WARNING)
     return False
@@ -217,13 +238,16 @@ def _base_env(scratch: Path, env: dict | None) -> dict[str, str]:
 
 def _bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Path] = (),
                 rw_paths: Sequence[Path] = (), env: dict | None = None,
-                limits: Limits = Limits(), info_fd: int | None = None, uid: int | None = None) -> list[str]:
+                limits: Limits = Limits(), info_fd: int | None = None, uid: int | None = None,
+                seccomp_fd: int | None = None) -> list[str]:
     scratch = Path(scratch).resolve()
     uid = SANDBOX_ID_BASE if uid is None else uid
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     if info_fd is not None:  # bwrap reports the host pid of the sandbox's PID 1 there
         argv += ["--info-fd", str(info_fd)]
+    if seccomp_fd is not None:  # memcap's one-process filter, applied to the student command
+        argv += ["--seccomp", str(seccomp_fd)]
     if _drops_privileges():
         # bwrap runs as real root (it must read /root/.pyenv). Keep only the two
         # capabilities setpriv needs to drop to the sandbox uid; setuid() then clears them.
@@ -328,6 +352,57 @@ def _set_rlimits(limits: Limits) -> None:
         resource.setrlimit(res, (soft, hard))
 
 
+def _enter_sandbox(limits: Limits, group: memcap.Group | None) -> None:
+    """preexec_fn: join the sandbox's memory group, then set the rlimits, before bwrap is exec'd."""
+    if group is not None:
+        group.join()
+    _set_rlimits(limits)
+
+
+@dataclass
+class _TreeCap:
+    """One sandbox's whole-tree memory bound: its cgroup, or else the one-process seccomp filter."""
+    group: memcap.Group | None
+    seccomp_fd: int | None
+    budget: int
+
+    @classmethod
+    def new(cls, limits: Limits, extra_bytes: int = 0) -> _TreeCap:
+        budget = memory_budget(limits, extra_bytes)
+        tasks = limits.processes + memcap.SANDBOX_OVERHEAD_TASKS
+        group = memcap.new_group(memcap.detect(), budget, tasks)
+        return cls(group, None if group is not None else memcap.filter_fd(), budget)
+
+    def preexec(self, limits: Limits):
+        return functools.partial(_enter_sandbox, limits, self.group)
+
+    def pass_fds(self) -> tuple[int, ...]:
+        return () if self.seccomp_fd is None else (self.seccomp_fd,)
+
+    def close_fd(self) -> None:
+        """Once bwrap has been started: it has read (or inherited) the filter."""
+        if self.seccomp_fd is not None:
+            os.close(self.seccomp_fd)
+            self.seccomp_fd = None
+
+    def oom_killed(self) -> bool:
+        return self.group is not None and self.group.oom_killed()
+
+    def reason(self) -> str:
+        return f"out of memory (its processes together used more than {self.budget / 1024**3:.1f} GiB)"
+
+    def kill(self) -> None:
+        if self.group is not None:
+            self.group.kill()
+
+    def release(self) -> None:
+        """After the tree is gone: kill any straggler and remove the group (the sweep retries a busy one)."""
+        self.close_fd()
+        if self.group is not None:
+            self.group.remove()
+            self.group = None
+
+
 def _has_exited(pid: int) -> bool:
     """Like Popen.poll() but without reaping, so the pid (= our pgid) stays reserved."""
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
@@ -396,7 +471,9 @@ def _feed(pipe, data: bytes) -> None:
 
 
 def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits,
-            disk_full: str | None = None) -> str | None:
+            disk_full: str | None = None, tree_oom: str | None = None) -> str | None:
+    if tree_oom:  # the memory group's OOM kill (it may also show as SIGKILL or a timeout)
+        return tree_oom
     if timed_out:
         return f"wall time {limits.wall_seconds} s exceeded"
     if returncode == -signal.SIGXCPU:
@@ -436,13 +513,26 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     """
     scratch = Path(scratch).resolve()
     sandboxed = _use_bwrap()
+    if not sandboxed:
+        return _run(command, scratch, limits, None, env=env, stdin=stdin)
+    cap = _TreeCap.new(limits)
+    try:
+        return _run(command, scratch, limits, cap, ro_paths=ro_paths, env=env, stdin=stdin)
+    finally:
+        cap.release()
+
+
+def _run(command: list[str], scratch: Path, limits: Limits, cap: _TreeCap | None, *,
+         ro_paths: Sequence[Path] = (), env: dict | None = None, stdin: bytes | None = None) -> Result:
+    """:func:`run` once the tree's memory cap exists (``cap`` None: unsandboxed, rlimits only)."""
+    sandboxed = cap is not None
     info_r = info_w = None
     if sandboxed:
         uid = new_sandbox_id()
         _prepare_dir(scratch, uid)
         info_r, info_w = os.pipe()
         argv = _bwrap_argv(command, scratch, ro_paths=ro_paths, env=env, limits=limits,
-                           info_fd=info_w, uid=uid)
+                           info_fd=info_w, uid=uid, seccomp_fd=cap.seccomp_fd)
         popen_env = _BWRAP_ENV
     else:
         scratch.mkdir(parents=True, exist_ok=True)
@@ -451,14 +541,15 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     try:
         proc = subprocess.Popen(
             argv, cwd=scratch, env=popen_env, start_new_session=True, close_fds=True,
-            pass_fds=() if info_w is None else (info_w,),
+            pass_fds=() if info_w is None else (info_w, *cap.pass_fds()),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            preexec_fn=functools.partial(_set_rlimits, limits),
+            preexec_fn=cap.preexec(limits) if sandboxed else functools.partial(_set_rlimits, limits),
         )
     finally:
         if info_w is not None:
             os.close(info_w)
+            cap.close_fd()
     pidfd = None if info_r is None else _pidfd_from_info(info_r, limits.wall_seconds)
     if stdin is not None:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
@@ -467,6 +558,7 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     deadline = time.monotonic() + limits.wall_seconds
     grace_end = None
     timed_out = False
+    tree_oom = None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, out)
         sel.register(proc.stderr, selectors.EVENT_READ, err)
@@ -480,6 +572,9 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
             elif now >= deadline:
                 timed_out = True
                 break
+            if sandboxed and cap.oom_killed():  # v1 kills one process: the rest of the tree goes too
+                tree_oom = cap.reason()
+                break
             for key, _ in sel.select(timeout=min(0.1, max(deadline - now, 0))):
                 chunk = os.read(key.fd, 65536)
                 if chunk:
@@ -490,6 +585,8 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     _kill_namespace(pidfd)
     # Kill before reaping: while the leader is unreaped its pgid cannot be reused.
     _kill_group(proc.pid)
+    if sandboxed:
+        cap.kill()
     returncode = proc.wait()
     proc.stdout.close()
     proc.stderr.close()
@@ -498,9 +595,11 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
     if timed_out:
         returncode = None
     stderr = err.text()
+    if sandboxed and tree_oom is None and cap.oom_killed():
+        tree_oom = cap.reason()
     return Result(
         returncode=returncode, stdout=out.text(), stderr=stderr, timed_out=timed_out,
-        killed_reason=_reason(returncode, stderr, timed_out, limits, _full(scratch)),
+        killed_reason=_reason(returncode, stderr, timed_out, limits, _full(scratch), tree_oom),
         truncated=bool(out.dropped or err.dropped), sandboxed=sandboxed,
     )
 
@@ -531,6 +630,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     _info_fds: tuple[int, int] | None = None
     _pidfd: int | None = None
     _watchdog: threading.Timer | None = None
+    _cap: _TreeCap | None = None  # the kernel tree's memory group or seccomp filter
+    _memory_watch: tuple[threading.Event, threading.Thread] | None = None  # the OOM watcher, its stop
 
     async def _async_pre_start_kernel(self, **kw):
         sandboxed = _use_bwrap()
@@ -562,10 +663,14 @@ class SandboxedKernelManager(AsyncKernelManager):
                 os.chown(self._runtime, self._uid, self._uid, follow_symlinks=False)
                 os.chown(self.connection_file, self._uid, self._uid, follow_symlinks=False)
             self._info_fds = os.pipe()
+            self._release_cap()  # a restart's old tree is gone: its group goes too
+            # The runtime dir is a tmpfs the kernel writes: its budget covers it too.
+            self._cap = _TreeCap.new(self.limits, extra_bytes=self.runtime_bytes)
             kernel_cmd = _bwrap_argv(kernel_cmd, scratch, ro_paths=self.ro_paths,
                                      rw_paths=[self._runtime], env=env, limits=self.limits,
-                                     info_fd=self._info_fds[1], uid=self._uid)
-            kw.update(env=dict(_BWRAP_ENV), pass_fds=(self._info_fds[1],))
+                                     info_fd=self._info_fds[1], uid=self._uid,
+                                     seccomp_fd=self._cap.seccomp_fd)
+            kw.update(env=dict(_BWRAP_ENV), pass_fds=(self._info_fds[1], *self._cap.pass_fds()))
         else:
             kw["env"] = _base_env(scratch, {**env, "HOME": str(self._runtime)})
         # Kernel messages travel over zmq; raw fd 1/2 output only goes to a log
@@ -574,8 +679,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         # neither swap it for a FIFO or a symlink nor make us read anything but it.
         self._close_log()
         self._log_file = tempfile.TemporaryFile(dir=tempdirs.run_dir())  # noqa: SIM115
-        kw.update(stdout=subprocess.DEVNULL, stderr=self._log_file,
-                  preexec_fn=functools.partial(_set_rlimits, self.limits))
+        preexec = self._cap.preexec(self.limits) if sandboxed else functools.partial(_set_rlimits, self.limits)
+        kw.update(stdout=subprocess.DEVNULL, stderr=self._log_file, preexec_fn=preexec)
         return kernel_cmd, kw
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
@@ -586,13 +691,33 @@ class SandboxedKernelManager(AsyncKernelManager):
                 info_r, info_w = self._info_fds
                 self._info_fds = None
                 os.close(info_w)
+                if self._cap is not None:
+                    self._cap.close_fd()
                 self._pidfd = _pidfd_from_info(info_r, timeout=30)
         self._watchdog = threading.Timer(self.limits.wall_seconds, self._wall_time_exceeded)
         self._watchdog.daemon = True
         self._watchdog.start()
+        if self._cap is not None and self._cap.group is not None:
+            stop = threading.Event()
+            watcher = threading.Thread(target=self._watch_memory, args=(self._cap, stop), daemon=True)
+            self._memory_watch = (stop, watcher)
+            watcher.start()
+
+    def _watch_memory(self, cap: _TreeCap, stop: threading.Event) -> None:
+        """Kill the whole kernel tree once its group had an OOM kill (cgroup v1 kills only one process)."""
+        while not stop.wait(0.25):
+            if cap.oom_killed():
+                self.log.warning("kernel sandbox %s: killing the kernel", cap.reason())
+                self._kill_sandbox()
+                cap.kill()
+                return
 
     def _wall_time_exceeded(self) -> None:
         self.log.warning("kernel wall time %s s exceeded: killing it", self.limits.wall_seconds)
+        self._kill_sandbox()
+
+    def _kill_sandbox(self) -> None:
+        """SIGKILL the sandbox's PID 1 (so its namespace) and bwrap; the pidfd stays open for _kill_tree."""
         if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
@@ -609,9 +734,21 @@ class SandboxedKernelManager(AsyncKernelManager):
             self._watchdog.cancel()
             self._watchdog.join()  # it must not race us for the pidfd
             self._watchdog = None
+        if self._memory_watch is not None:
+            stop, watcher = self._memory_watch
+            stop.set()
+            watcher.join()  # like the watchdog: it must not race us for the pidfd
+            self._memory_watch = None
         _kill_namespace(self._pidfd)
         self._pidfd = None
         self._kill_launcher()
+        if self._cap is not None:
+            self._cap.kill()
+
+    def _release_cap(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
 
     async def _async_kill_kernel(self, restart: bool = False) -> None:
         self._kill_tree()
@@ -620,6 +757,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         self._kill_tree()  # also after a polite shutdown: the kernel may have left children
         await super()._async_cleanup_resources(restart=restart)
+        self._release_cap()
         if not restart and self._runtime is not None:
             tail = self._log_tail()
             self._close_log()

@@ -5,7 +5,7 @@ kernel scratch, kernel runtime dirs, scratch courses) lives under that process's
 ``autograder-run-<pid>-*`` folder in the temp directory. The folder is
 removed when the process exits normally; after a SIGKILL, the next grading process
 (or the supervisor that saw its worker die) finds the folder of a dead pid and
-removes it. Writable sandbox folders are size-limited tmpfs mounts when we are root
+removes it, and the sandbox memory cgroups named after it (:mod:`memcap`). Writable sandbox folders are size-limited tmpfs mounts when we are root
 (:func:`capped_dir`); see ARCHITECTURE.md for the non-root case.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+
+from . import memcap
 
 PREFIX = "autograder-run-"
 _MS_NOSUID, _MS_NODEV = 2, 4
@@ -117,7 +119,7 @@ def _alive(pid: int) -> bool:
 
 
 def sweep(tmp: Path | None = None) -> list[Path]:
-    """Remove the run folders of processes that no longer exist.
+    """Remove the run folders (and sandbox memory cgroups) of processes that no longer exist.
 
     Pids are those of our PID namespace: graders in containers that share one temp
     directory would remove each other's folders, so give each container its own.
@@ -131,4 +133,4 @@ def sweep(tmp: Path | None = None) -> list[Path]:
         if pid != os.getpid() and not _alive(pid):
             remove(path)
             removed.append(path)
-    return removed
+    return removed + memcap.sweep(_alive)
