@@ -130,7 +130,8 @@ class SandboxedExecute(Execute):
         runtime = runtime_dir()
         self.kernel_manager_class = sandbox.SandboxedKernelManager   # no config may swap in a plain kernel
         limits = sandbox.Limits(memory_bytes=self.memory_bytes, cpu_seconds=int(self.total_seconds),
-                                wall_seconds=self.total_seconds + 30, processes=64)
+                                wall_seconds=self.total_seconds + 30, processes=64,
+                                disk_bytes=self.disk_bytes)   # the tree's memory budget counts this tmpfs
         self._km_config = dict(limits=limits, ro_paths=[str(runtime)],
                                extra_env={"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"})
         return self._run_cells(nb, resources, km)
@@ -166,7 +167,7 @@ class SandboxedExecute(Execute):
                 try:
                     self.preprocess_cell(cell, resources, index)
                 except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
-                    reason = ("the kernel died (os._exit, a crash or a resource limit)"
+                    reason = ((self.km.killed_reason() or "the kernel died (os._exit, a crash or a resource limit)")
                               if isinstance(err, DeadKernelError) else
                               f"cell {index} ran longer than {self.timeout} s" if isinstance(err, CellTimeoutError)
                               else f"the kernel stopped responding ({type(err).__name__})")

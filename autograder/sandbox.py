@@ -714,7 +714,18 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def _wall_time_exceeded(self) -> None:
         self.log.warning("kernel wall time %s s exceeded: killing it", self.limits.wall_seconds)
+        self._wall_time_hit = True
         self._kill_sandbox()
+
+    _wall_time_hit = False
+
+    def killed_reason(self) -> str | None:
+        """Why we killed the kernel (its tree's memory, its wall time), or None if we did not."""
+        if self._cap is not None and self._cap.oom_killed():
+            return self._cap.reason()
+        if self._wall_time_hit:
+            return f"wall time {self.limits.wall_seconds:.0f} s exceeded"
+        return None
 
     def _kill_sandbox(self) -> None:
         """SIGKILL the sandbox's PID 1 (so its namespace) and bwrap; the pidfd stays open for _kill_tree."""

@@ -244,3 +244,22 @@ def test_v1_oom_is_read_from_oom_control(tmp_path):
     assert not group.oom_killed()
     (group.memory_dir / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n")
     assert group.oom_killed()
+
+
+@needs_cgroup
+@pytest.mark.slow
+def test_nbgrader_kernel_killed_for_memory_says_so(tmp_path):
+    """The feedback names the memory budget, not a generic 'kernel died'."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from autograder.preprocessors import SandboxedExecute
+
+    nb = new_notebook(cells=[new_code_cell(textwrap.dedent(THREE_CHILDREN)), new_code_cell("print('after')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.validate(nb)
+    nb, _ = SandboxedExecute(timeout=40).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    stopped = [out for out in nb.cells[0].outputs if out.output_type == "error"]
+    assert stopped and stopped[0].evalue.startswith("out of memory (its processes together used more than")
+    assert "out of memory" in nb.cells[1].outputs[0].text
+    assert own_groups() == []
