@@ -37,6 +37,11 @@ def py(code: str, scratch: Path, limits: Limits = Limits(), **kw) -> sandbox.Res
     return sandbox.run([PY, "-c", textwrap.dedent(code)], scratch, limits, **kw)
 
 
+def own_kernels() -> str:
+    """What the command line of a kernel this test process started contains (not other graders')."""
+    return str(tempdirs.run_dir() / "sandbox-kernel-")
+
+
 def alive(token: str) -> list[psutil.Process]:
     """Live (non-zombie) processes whose command line contains ``token``."""
     found = []
@@ -308,7 +313,7 @@ def test_kernel_runs_sandboxed_and_leaves_nothing_behind(scratch, tcp_server):
     assert accepted() == 0
     assert (scratch / "written.txt").read_text() == "kernel"
     assert alive(f"sleep {token}") == []
-    assert alive("sandbox-kernel-") == []  # the kernel itself (its connection file path)
+    assert alive(own_kernels()) == []  # the kernel itself (its connection file path)
     assert kernel_dirs() == dirs_before
 
 
@@ -327,7 +332,7 @@ def test_kernel_is_killed_after_its_wall_time(scratch):
     with pytest.raises(DeadKernelError):
         execute(["import time; time.sleep(60)"], scratch, config=config)
     assert time.monotonic() - start < 15
-    assert alive("sandbox-kernel-") == []
+    assert alive(own_kernels()) == []
     assert kernel_dirs() == dirs_before  # cleaned up although nbclient found it dead
 
 
