@@ -71,8 +71,9 @@ def plant_course_data(root: Path, with_gradebook: bool = True) -> None:
              "exchange/tinytorch-07/inbound/carol+07_optimizers+2026-11-20 10:00:00.000000 UTC/optimizers.ipynb": "{}",
              "downloaded/07_optimizers/archive/carol_attempt_2026-11-20_optimizers.ipynb": "{}"}
     for relative, text in files.items():
-        (root / relative).parent.mkdir(parents=True, exist_ok=True)
-        (root / relative).write_text(text)
+        if not (root / relative).exists():         # a real course's own files stay as they are
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(text)
     if with_gradebook:
         gradebook_with_manual_grade(root)
 
