@@ -7,7 +7,6 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # nbgrader finds autograder/nbgrader_config.py through the Jupyter config path.
 NBGRADER := JUPYTER_CONFIG_PATH=$(CURDIR)/autograder $(VENV)/bin/nbgrader
 ASSIGNMENT := 07_optimizers
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEST ?= ../optimizers-07-student
 
 .PHONY: help env instructor-env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \

@@ -49,13 +49,19 @@ def graded_names(stdout: str) -> set:
 
 
 def assert_graded_in_its_own_course(course: Path, names: set):
-    """The demo's gradebook, autograded notebooks and feedback pages are the class folder's own."""
+    """The demo's gradebook, autograded notebooks and feedback pages are the class folder's own,
+    with the scores expected.json gives (so no attack raised one in that gradebook)."""
     from nbgrader.api import Gradebook
 
+    expected = json.loads((course / "expected.json").read_text())
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        assert {s.student_id for s in gb.assignment_submissions("07_optimizers")} == names - {"broken-empty-file"}
-        assert gb.find_submission("07_optimizers", "correct-reference").code_score == 100
-    assert {p.name for p in (course / "feedback").iterdir()} == names - {"broken-empty-file"}
+        scores = {s.student_id: s.code_score for s in gb.assignment_submissions("07_optimizers")}
+    assert set(scores) == names            # a file that is no notebook is recorded, and not graded
+    for name in names:
+        assert scores[name] == pytest.approx(sum(c["score"] for c in expected[name]["components"].values())), name
+    graded = {name for name in names if not expected[name]["error"]}
+    assert {p.name for p in (course / "autograded").iterdir()} == {p.name for p in (course / "feedback").iterdir()} \
+        == graded
 
 
 def test_without_bwrap_the_demo_grades_only_benign_notebooks_unsandboxed_and_says_so(small_class, no_bwrap_path):
