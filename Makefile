@@ -7,21 +7,20 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 # nbgrader finds autograder/nbgrader_config.py through the Jupyter config path.
 NBGRADER := JUPYTER_CONFIG_PATH=$(CURDIR)/autograder $(VENV)/bin/nbgrader
 ASSIGNMENT := 07_optimizers
-JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 DEST ?= ../optimizers-07-student
 
 .PHONY: help env instructor-env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
         autograde feedback grades report book student-dist bench clean
 
 help:
-	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class"
+	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class in demo/"
 	@echo "make test      the whole test suite (nbgrader, sandbox, kernels, book, browser)"
 	@echo "make generate  src/ -> autograder/solution/, source/ and modules/ notebooks, tinytorch placeholders"
 	@echo "make reference autograder/reference/expected.npz from src/"
 	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
-	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde)"
+	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde; COURSE=demo for the demo)"
 	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"
-	@echo "make book | student-dist DEST=dir [FORCE=1] | bench"
+	@echo "make book | student-dist DEST=dir [FORCE=1] | bench | clean (build outputs and demo/, never course data)"
 
 env: $(VENV)/.installed
 
@@ -50,13 +49,17 @@ check-drift: env
 run-notebook: env
 	$(PY) -m tools.run_notebook source/$(ASSIGNMENT)/optimizers.ipynb
 
+# The sample class is a course of its own, demo/ (git-ignored): rebuilding it replaces only demo/.
+# The course's data (submitted/, autograded/, feedback/, gradebook.db, grades.csv, reports/,
+# exchange/, downloaded/) is written only by autograde, feedback, grades and report, never deleted.
 sample-class: env
-	rm -rf submitted
-	$(PY) -m autograder.sample_class .
+	rm -rf demo
+	$(PY) -m autograder.sample_class demo
 
+# Grades demo/ with nbgrader into demo/gradebook.db; then `make report COURSE=demo`.
 # Without bubblewrap: only the sample notebooks that are not attacks, unsandboxed and announced.
 demo: generate reference run-notebook sample-class
-	$(PY) -m autograder.demo --jobs $(JOBS)
+	$(PY) -m autograder.demo --course demo
 
 test: env
 	$(PY) -m pytest -q
@@ -93,5 +96,6 @@ student-dist: env
 bench: env
 	$(PY) -m bench
 
+# Build outputs only: never the course's data (see sample-class above).
 clean:
-	rm -rf _build autograded feedback submitted gradebook.db grades.csv artifacts reports
+	rm -rf _build build artifacts demo .pytest_cache expected.json

@@ -17,6 +17,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteKernelspec,
                                     SaveAutoGrades)
 
+from autograder.export import GradesCsvExport
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
 from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
@@ -65,3 +66,6 @@ c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the
 c.SandboxedExecute.timeout = 60                  # seconds per cell
 c.SandboxedExecute.total_seconds = 300           # seconds per notebook
 c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{notebook}.ipynb")
+# `nbgrader export` (`make grades`): nbgrader's columns through the csv module, no cell a formula
+# (nbgrader's own CsvExportPlugin joins fields unquoted, so a comma in a student id forges a score).
+c.ExportApp.plugin_class = GradesCsvExport

@@ -7,14 +7,13 @@ student). Scores come from the course gradebook (nbgrader's ``Gradebook``); per-
 detail from the ``autograder`` metadata of each ``autograded/<student>/07_optimizers/``
 notebook. That metadata sits in a file next to student output, so it is treated as
 untrusted: types and sizes are checked, strings are bounded, the page is rendered by
-Jinja2 with autoescaping, figure labels are drawn with mathtext off, and CSV cells
-cannot start a spreadsheet formula.
+Jinja2 with autoescaping, figure labels are drawn with mathtext off, and the CSV is written by
+``export.write_rows`` (numbers bare, text quoted, no cell starts a spreadsheet formula).
 """
 from __future__ import annotations
 
 import argparse
 import base64
-import csv
 import io
 import statistics
 import sys
@@ -26,6 +25,7 @@ import nbformat
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from .checks import catalog
+from .export import write_rows
 from .preprocessors import RESULTS_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,23 +180,14 @@ def figures(summary: dict) -> list:
     return out
 
 
-def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def write_csv(students: list, path: Path) -> None:
     components = sorted({c for s in students for c in s.components})
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "autograded_score", "autograded_max", "written_score", "written_max",
-                         "needs_manual_grade", *components, "misconceptions", "failed_checks", "error"])
-        for s in students:
-            writer.writerow([_cell(v) for v in (
-                s.name, s.score, s.max_score, s.written_score, s.max_written_score, s.needs_manual_grade,
-                *(s.components.get(c) for c in components), "; ".join(s.misconceptions),
-                "; ".join(c for c, passed, _ in s.tests if not passed), s.error)])
+    header = ["student", "autograded_score", "autograded_max", "written_score", "written_max",
+              "needs_manual_grade", *components, "misconceptions", "failed_checks", "error"]
+    write_rows(path, header, ([
+        s.name, s.score, s.max_score, s.written_score, s.max_written_score, s.needs_manual_grade,
+        *(s.components.get(c) for c in components), "; ".join(s.misconceptions),
+        "; ".join(c for c, passed, _ in s.tests if not passed), s.error] for s in students))
 
 
 def render(students: list, assignment: str = ASSIGNMENT) -> str:

@@ -2,6 +2,7 @@
 
 ``python -m autograder.sample_class DEST`` writes ``DEST/submitted/<name>/07_optimizers/optimizers.ipynb``
 for every case below and ``DEST/expected.json`` with each case's expected component scores
+(``make sample-class`` writes them to ``demo/``, a course of its own, never the repository's ``submitted/``)
 and diagnoses. Cases: correct alternatives, one per catalogued misconception, hostile code
 (each attack would visibly change the score if it worked) and files that are not notebooks.
 Each entry of ``expected.json`` says whether it is an ``attack``: those may only be graded
@@ -97,7 +98,8 @@ ATTACKS = {
 def _read_attack(root: Path) -> str:
     return f'''        import glob, os
         targets = glob.glob("/tmp/autograde-course-*/course/source/*/*.ipynb") + [
-            "{root}/source/07_optimizers/optimizers.ipynb", "{root}/autograder/reference/expected.npz",
+            "{root}/source/07_optimizers/optimizers.ipynb", "{root}/demo/source/07_optimizers/optimizers.ipynb",
+            "{root}/autograder/reference/expected.npz",
             "{root}/autograder/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
             os.path.expanduser("~/.bashrc"), "/root/.bashrc"]
         for target in targets:
@@ -111,7 +113,8 @@ def _read_attack(root: Path) -> str:
 
 def _write_attack(root: Path) -> str:
     return f'''        import glob, sqlite3
-        for db in glob.glob("/tmp/autograde-course-*/course/gradebook.db") + ["{root}/gradebook.db"]:
+        for db in glob.glob("/tmp/autograde-course-*/course/gradebook.db") + ["{root}/gradebook.db",
+                                                                           "{root}/demo/gradebook.db"]:
             try:
                 con = sqlite3.connect(db)
                 con.execute("UPDATE grade SET auto_score = max_score")
@@ -434,10 +437,25 @@ def _corpus_styles(dest: Path, student, source) -> dict:
     return out
 
 
+def not_a_demo_folder(dest: Path) -> str | None:
+    """Why ``dest`` must not receive the sample class (an instructor's course), or None."""
+    if dest.resolve() == ROOT.resolve():
+        return (f"{dest} is the repository, the instructor's course: its submitted/ holds real submissions. "
+                "Write the sample class to a folder of its own: `make sample-class` writes demo/")
+    if (dest / "submitted").exists() and not (dest / "expected.json").exists():
+        return (f"{dest}/submitted/ exists and is not a sample class (no expected.json): it may hold real "
+                "submissions. Choose an empty folder")
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dest", type=Path, help="course folder to write submitted/ and expected.json into")
     args = parser.parse_args(argv)
+    refusal = not_a_demo_folder(args.dest)
+    if refusal:
+        print(f"sample_class: {refusal}", file=sys.stderr)
+        return 2
     expected = write(args.dest)
     print(f"wrote {len(expected)} submissions to {args.dest / 'submitted'} and {args.dest / 'expected.json'}")
     return 0

@@ -1,4 +1,8 @@
-"""``make demo``'s grading step with and without bubblewrap (python -m autograder.demo on a small class)."""
+"""``make demo``'s grading step with and without bubblewrap (python -m autograder.demo on a small class).
+
+The demo grades the sample class as a course of its own: its gradebook, autograded/ and
+feedback/ sit in the class's folder, and it refuses any folder that is not a sample class.
+"""
 import json
 import os
 import shutil
@@ -36,12 +40,28 @@ def test_every_sample_case_says_whether_it_is_an_attack(sample_class):
 def demo(course: Path, path_env: str):
     env = {**os.environ, "PATH": path_env}
     env.pop("AUTOGRADER_SANDBOX", None)  # a newcomer's shell
-    return subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(course), "--jobs", "2"],
+    return subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(course)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
 def graded_names(stdout: str) -> set:
     return {line.split("/submitted/")[1].split("/")[0] for line in stdout.splitlines() if "/submitted/" in line}
+
+
+def assert_graded_in_its_own_course(course: Path, names: set):
+    """The demo's gradebook, autograded notebooks and feedback pages are the class folder's own,
+    with the scores expected.json gives (so no attack raised one in that gradebook)."""
+    from nbgrader.api import Gradebook
+
+    expected = json.loads((course / "expected.json").read_text())
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s.student_id: s.code_score for s in gb.assignment_submissions("07_optimizers")}
+    assert set(scores) == names            # a file that is no notebook is recorded, and not graded
+    for name in names:
+        assert scores[name] == pytest.approx(sum(c["score"] for c in expected[name]["components"].values())), name
+    graded = {name for name in names if not expected[name]["error"]}
+    assert {p.name for p in (course / "autograded").iterdir()} == {p.name for p in (course / "feedback").iterdir()} \
+        == graded
 
 
 def test_without_bwrap_the_demo_grades_only_benign_notebooks_unsandboxed_and_says_so(small_class, no_bwrap_path):
@@ -53,6 +73,8 @@ def test_without_bwrap_the_demo_grades_only_benign_notebooks_unsandboxed_and_say
         assert said in result.stderr, said
     assert not (ROOT / "autograder" / "PWNED").exists()
     assert "100/100" in next(line for line in result.stdout.splitlines() if "correct-reference" in line)
+    assert_graded_in_its_own_course(small_class, graded_names(result.stdout))
+    assert sorted(p.name for p in (small_class / "attacks-not-graded").iterdir()) == ["hostile-write-gradebook"]
 
 
 @pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
@@ -62,3 +84,15 @@ def test_with_bwrap_the_demo_grades_the_whole_class_sandboxed(small_class):
     assert graded_names(result.stdout) == set(CASES)
     assert "AUTOGRADER_SANDBOX=off" not in result.stderr
     assert not (ROOT / "autograder" / "PWNED").exists()
+    assert_graded_in_its_own_course(small_class, set(CASES))
+
+
+def test_the_demo_refuses_a_folder_that_is_not_a_sample_class(tmp_path):
+    """Neither the demo nor the sample class writes into a course: the repository, or submissions without expected.json."""
+    (tmp_path / "submitted" / "alice").mkdir(parents=True)
+    for command in (["autograder.demo", "--course", str(ROOT)], ["autograder.demo", "--course", str(tmp_path)],
+                    ["autograder.sample_class", str(ROOT)], ["autograder.sample_class", str(tmp_path)]):
+        result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode != 0 and "sample class" in result.stderr, (command, result.stderr)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["alice", "submitted"]

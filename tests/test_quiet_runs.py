@@ -1,6 +1,8 @@
 """`make demo`, `make autograde` and `make feedback` print no warning: causes fixed, logs not filtered."""
+import json
 import logging
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +43,14 @@ def test_feedback_images_carry_the_notebooks_alt_text(small_course):
 
 def test_demo_grading_prints_no_warning(sample_class, tmp_path):
     """`make demo`'s grading command, on an untouched submission and one whose test cell was deleted."""
-    paths = [sample_class[0] / "submitted" / name / ASSIGNMENT / "optimizers.ipynb"
-             for name in ("correct-reference", "hostile-deleted-test-cell")]
-    result = subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--jobs", "1",
-                             "--no-progress", "--feedback-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
-                            text=True, env=course_env(tmp_path / "unused"), timeout=1800)
+    names = ("correct-reference", "hostile-deleted-test-cell")
+    for name in names:
+        shutil.copytree(sample_class[0] / "submitted" / name, tmp_path / "submitted" / name)
+    (tmp_path / "expected.json").write_text(json.dumps({n: sample_class[1][n] for n in names}))
+    result = subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(tmp_path)], cwd=ROOT,
+                            capture_output=True, text=True, env=course_env(tmp_path / "unused"), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list(tmp_path.glob("*.html"))) == 2
+    assert len(list((tmp_path / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))) == 2
     assert_quiet(result.stdout + result.stderr)
 
 

@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 from test_collection import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
+from test_course_data import add_manual_grade, plant_course_data, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -28,6 +29,7 @@ STARTS = ("make ", ".venv/bin/", "JUPYTER_CONFIG_PATH=", "NBGRADER_EXCHANGE_ROOT
 # README command (a regular expression matching its start) -> the test that runs it.
 EXERCISED = {
     r"make demo": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make clean": "tests/test_course_data.py::test_make_clean_removes_build_outputs_and_never_course_data",
     r"make test": ".ci/run",  # the suite itself, as CI runs it
     r"make env": "tests/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
     r"make instructor-env": "tests/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
@@ -141,11 +143,24 @@ def test_make_targets_from_a_plain_shell_in_a_fresh_clone(clone, tmp_path):
     assert (dest / "modules/07_optimizers/optimizers.ipynb").read_bytes() == \
         (clone / "modules/07_optimizers/optimizers.ipynb").read_bytes()
 
-    # make demo: regenerate, run the notebook, grade the sample class.
+    # The course now holds data no tool may lose: a person's manual grade and comment, files in
+    # every course folder. make demo grades its own course, demo/; make clean removes build outputs.
+    add_manual_grade(f"sqlite:///{clone / 'gradebook.db'}", "bob")
+    plant_course_data(clone, with_gradebook=False)
+    course_data = snapshot(clone)
+    assert {"gradebook.db", "grades.csv", "submitted/alice/07_optimizers/optimizers.ipynb"} <= set(course_data)
+
+    # make demo: regenerate, run the notebook, grade the sample class in demo/.
     result = sh(f"{make} demo", clone)
     assert "correct-reference" in result.stdout
+    assert snapshot(clone) == course_data
+    sh(f"{make} report COURSE=demo", clone)
+    assert (clone / "demo/reports/07_optimizers.html").is_file() and (clone / "demo/gradebook.db").is_file()
+    assert snapshot(clone) == course_data
     # Nothing a command wrote is committed or unignored; the committed files are untouched.
     assert sh("git status --porcelain", clone).stdout == ""
+    sh(f"{make} clean", clone)
+    assert snapshot(clone) == course_data and not (clone / "demo").exists()
 
 
 @pytest.mark.slow
