@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
                "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
                "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
-               "coupled-decay decay-missing-lr lr-cached state-dtype").split()
+               "coupled-decay decay-missing-lr lr-cached state-dtype nan-accepted").split()
 
 
 @pytest.fixture(scope="module")
