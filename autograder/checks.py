@@ -322,13 +322,15 @@ def _where(got: np.ndarray, expected: np.ndarray) -> str:
 
 
 LOOK_AT = {   # what to look at when a check fails and no misconception fits, by the kind of check
-    "interface": "the constructor: keep params as a list, start step_count at 0, reject an empty list",
+    "interface": "the constructor: keep params as a list, start step_count at 0, reject an empty list and "
+                 "a parameter listed twice (the same object, not equal values)",
     "zero_grad": "zero_grad(): every param.grad becomes None, param.data untouched",
     "abstract_step": "Optimizer.step(): it must raise NotImplementedError",
     "trajectory": "the update rule in step(), step by step against the formula in the notebook",
     "checkpoint": "get_momentum_state()/set_momentum_state(): copies out, copies in, ValueError on a mismatch",
     "memory": "which arrays your optimizer keeps, and their dtype (float32 like the parameters)",
-    "validation": "__init__: raise ValueError for each invalid hyperparameter",
+    "validation": "__init__: raise ValueError for each invalid hyperparameter (NaN and inf too: NaN < 0 is "
+                  "False) and for a parameter listed twice",
     "defaults": "the default hyperparameters in __init__'s signature",
 }
 _CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): (step\(\))|(constructing the optimizer|running the scenario))$")
