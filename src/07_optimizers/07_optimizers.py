@@ -396,7 +396,7 @@ assert_component("Optimizer", globals())
 # * `step()` never writes into `param.grad` (in-place `+=` on the gradient would corrupt it);
 # * `self.lr` is read at every step, so a learning-rate schedule can change it between steps;
 # * float32 parameters and state stay float32 even when a gradient arrives as float64 or the
-#   learning rate is a NumPy scalar such as `np.float64(0.01)`. Under NumPy 2 a float64 array or
+#   learning rate is a NumPy scalar such as `np.float64(1e-3)`. Under NumPy 2 a float64 array or
 #   NumPy scalar promotes the result: `param.data = param.data - lr * g` silently makes a
 #   float64 parameter (twice the memory, and every later step in float64). Update in place
 #   (`param.data -= lr * g`, `v *= momentum; v += g`), which keeps the array's own dtype;
