@@ -71,12 +71,24 @@ def _memory(cls, kwargs, state, before=False):
             "params": _arrays(7, [(64, 32), (32,), (10, 3, 2)]), "before_first_step": before}
 
 
+def _promoting(scenario):
+    """The same memory scenario fed float64 gradients and an ``np.float64`` lr: float32 must stay float32."""
+    kwargs = {"lr": 0.01, **scenario["kwargs"]}
+    return {**scenario, "kwargs": kwargs, "grad_dtype": "float64", "numpy_scalars": ["lr"],
+            "before_first_step": False}
+
+
 def _validation(cls, bad):
     return {"kind": "validation", "cls": cls, "bad": bad}
 
 
-BAD_COMMON = [{"lr": -0.01}, {"lr": float("inf")}, {"weight_decay": -0.1}]
-BAD_ADAM = BAD_COMMON + [{"betas": [1.0, 0.999]}, {"betas": [0.9, -0.5]}, {"eps": -1e-8}]
+NAN, INF = float("nan"), float("inf")
+BAD_COMMON = [{"lr": -0.01}, {"lr": INF}, {"lr": NAN}, {"weight_decay": -0.1}, {"weight_decay": NAN},
+              {"weight_decay": INF}]
+BAD_ADAM = BAD_COMMON + [{"betas": [1.0, 0.999]}, {"betas": [0.9, -0.5]}, {"betas": [NAN, 0.999]},
+                         {"betas": [0.9, INF]}, {"betas": [0.9]}, {"eps": -1e-8}, {"eps": NAN}, {"eps": INF}]
+# the same parameter twice (p0 listed again after p1) with valid hyperparameters
+DUPLICATE = {"kind": "validation", "params": [0, 1, 0], "bad": [{}]}
 SGD_STATE = ("momentum_buffers",)
 ADAM_STATE = ("m_buffers", "v_buffers")
 
@@ -94,7 +106,7 @@ def catalog() -> list:
     """Every hidden check, in grading order. Points add up to 100."""
     return [
         Check("optimizer-interface", "Optimizer", 4, "params kept as a list, step_count starts at 0, "
-              "empty parameter lists rejected", [{"kind": "interface", "params": _arrays(1, SHAPES)}]),
+              "empty parameter lists and the same parameter twice rejected", [{"kind": "interface", "params": _arrays(1, SHAPES)}]),
         Check("optimizer-zero-grad", "Optimizer", 4, "zero_grad() sets every gradient to None and "
               "leaves parameters alone", [{"kind": "zero_grad", "params": _arrays(2, SHAPES),
                                            "grads": _arrays(3, SHAPES)}]),
@@ -119,11 +131,14 @@ def catalog() -> list:
               [{"kind": "checkpoint", "kwargs": {"lr": 0.1, "momentum": 0.9}, "params": _arrays(15, SHAPES),
                 "grads": _arrays(16, SHAPES), "steps_before": 2}]),
         Check("sgd-memory-dtype", "SGD", 4, "memory: 1x without momentum, 2x with (parameters + state), "
-              "no state before the first step, float32 kept",
+              "no state before the first step, float32 kept (also with float64 gradients and a NumPy lr)",
               [_memory("SGD", {"lr": 0.01}, SGD_STATE, before=True),
-               _memory("SGD", {"lr": 0.01, "momentum": 0.9}, SGD_STATE, before=True)]),
-        Check("sgd-validation", "SGD", 3, "invalid hyperparameters raise ValueError",
-              [_validation("SGD", BAD_COMMON + [{"momentum": -0.5}, {"momentum": 1.0}])]),
+               _memory("SGD", {"lr": 0.01, "momentum": 0.9}, SGD_STATE, before=True),
+               _promoting(_memory("SGD", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}, SGD_STATE))]),
+        Check("sgd-validation", "SGD", 3, "invalid hyperparameters (negative, NaN, inf) and a parameter "
+              "listed twice raise ValueError",
+              [_validation("SGD", BAD_COMMON + [{"momentum": -0.5}, {"momentum": 1.0}, {"momentum": NAN}]),
+               {**DUPLICATE, "cls": "SGD"}]),
 
         Check("adam-small-gradients", "Adam", 6, "default betas on gradients near 1e-4, several steps",
               [_traj("Adam", {"lr": 0.01}, 20, 5, 1e-4, state=ADAM_STATE)]),
@@ -140,10 +155,12 @@ def catalog() -> list:
               "gradients are not modified by step()",
               [_traj("Adam", {"lr": 0.05, "weight_decay": 0.1}, 25, 3, 1.0, state=ADAM_STATE,
                      none_at={(1, 2), (2, 1), (3, 0)}, record_grads=True)]),
-        Check("adam-memory-dtype", "Adam", 4, "memory: 3x (parameters + m + v), float32 kept",
-              [_memory("Adam", {}, ADAM_STATE)]),
-        Check("adam-validation", "Adam", 3, "invalid hyperparameters raise ValueError",
-              [_validation("Adam", BAD_ADAM)]),
+        Check("adam-memory-dtype", "Adam", 4, "memory: 3x (parameters + m + v), float32 kept (also with "
+              "float64 gradients and a NumPy lr)",
+              [_memory("Adam", {}, ADAM_STATE), _promoting(_memory("Adam", {"weight_decay": 0.1}, ADAM_STATE))]),
+        Check("adam-validation", "Adam", 3, "invalid hyperparameters (negative, NaN, inf, betas outside "
+              "[0, 1)) and a parameter listed twice raise ValueError",
+              [_validation("Adam", BAD_ADAM), {**DUPLICATE, "cls": "Adam"}]),
 
         Check("adamw-decoupled-decay", "AdamW", 12, "decoupled weight decay with lr*weight_decay >= 0.05, "
               "non-default betas, lr changed between steps",
@@ -160,10 +177,12 @@ def catalog() -> list:
               [{"kind": "defaults", "cls": "AdamW", "attributes": ["lr", "weight_decay", "eps"]},
                _traj("AdamW", {"lr": 0.1, "weight_decay": 0.5}, 35, 3, 1.0, state=ADAM_STATE,
                      none_at={(1, 0), (2, 2)}, record_grads=True)]),
-        Check("adamw-memory-dtype", "AdamW", 4, "memory: 3x (parameters + m + v), float32 kept",
-              [_memory("AdamW", {}, ADAM_STATE)]),
-        Check("adamw-validation", "AdamW", 4, "invalid hyperparameters raise ValueError",
-              [_validation("AdamW", BAD_ADAM)]),
+        Check("adamw-memory-dtype", "AdamW", 4, "memory: 3x (parameters + m + v), float32 kept (also with "
+              "float64 gradients and a NumPy lr)",
+              [_memory("AdamW", {}, ADAM_STATE), _promoting(_memory("AdamW", {}, ADAM_STATE))]),
+        Check("adamw-validation", "AdamW", 4, "invalid hyperparameters (negative, NaN, inf, betas outside "
+              "[0, 1)) and a parameter listed twice raise ValueError",
+              [_validation("AdamW", BAD_ADAM), {**DUPLICATE, "cls": "AdamW"}]),
     ]
 
 
@@ -303,13 +322,15 @@ def _where(got: np.ndarray, expected: np.ndarray) -> str:
 
 
 LOOK_AT = {   # what to look at when a check fails and no misconception fits, by the kind of check
-    "interface": "the constructor: keep params as a list, start step_count at 0, reject an empty list",
+    "interface": "the constructor: keep params as a list, start step_count at 0, reject an empty list and "
+                 "a parameter listed twice (the same object, not equal values)",
     "zero_grad": "zero_grad(): every param.grad becomes None, param.data untouched",
     "abstract_step": "Optimizer.step(): it must raise NotImplementedError",
     "trajectory": "the update rule in step(), step by step against the formula in the notebook",
     "checkpoint": "get_momentum_state()/set_momentum_state(): copies out, copies in, ValueError on a mismatch",
     "memory": "which arrays your optimizer keeps, and their dtype (float32 like the parameters)",
-    "validation": "__init__: raise ValueError for each invalid hyperparameter",
+    "validation": "__init__: raise ValueError for each invalid hyperparameter (NaN and inf too: NaN < 0 is "
+                  "False) and for a parameter listed twice",
     "defaults": "the default hyperparameters in __init__'s signature",
 }
 _CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): (step\(\))|(constructing the optimizer|running the scenario))$")

@@ -27,6 +27,8 @@ class Optimizer:
         self.params = list(params)
         if len(self.params) == 0:
             raise ValueError("no parameters to optimize")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError("params lists the same parameter twice")
         self.step_count = 0
 
     def zero_grad(self):
@@ -44,6 +46,9 @@ class Optimizer:
         self.params = [p for p in params]
         if not self.params:
             raise ValueError("empty parameter list")
+        for i, p in enumerate(self.params):
+            if any(p is q for q in self.params[:i]):
+                raise ValueError(f"params[{i}] repeats an earlier parameter")
         self.step_count = 0
 
     def zero_grad(self):
@@ -68,6 +73,8 @@ def as_array(grad):
 
 
 def validate(lr=0.0, momentum=0.0, weight_decay=0.0, betas=(0.0, 0.0), eps=0.0):
+    if len(betas) != 2:
+        raise ValueError(f"betas must be two numbers: {betas}")
     for name, value in (("lr", lr), ("weight_decay", weight_decay), ("eps", eps)):
         if not np.isfinite(value) or value < 0:
             raise ValueError(f"bad {name}: {value}")
@@ -83,7 +90,7 @@ SGD_A = '''
 class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params)
-        check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        {CHECK}
         self.lr = lr
         {LR_CACHE}
         self.momentum = momentum
@@ -96,7 +103,7 @@ class SGD(Optimizer):
     def step(self):
         for i, p in enumerate(self.params):
             {NONE}
-            g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+            g = np.asarray(p.grad.data if isinstance(p.grad, Tensor) else p.grad, dtype=p.data.dtype)
             {DECAY}
             if self.momentum > 0:
                 if self.momentum_buffers[i] is None:
@@ -104,7 +111,7 @@ class SGD(Optimizer):
                 self.momentum_buffers[i] = self.momentum * self.momentum_buffers[i] + {VEL}
                 {DIR}
             {AFTER}
-            p.data = p.data - {LR} * g
+            {UPDATE}
         self.step_count += 1
 
     def get_momentum_state(self):
@@ -123,7 +130,10 @@ class SGD(Optimizer):
                 raise ValueError("state shape does not match")
         self.momentum_buffers = [None if v is None else {SET} for v in state]
 '''
-SGD_A_OK = {"LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
+NAN_TRAP_SGD = ("if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1:\n"
+                "            raise ValueError('lr, momentum or weight_decay out of range')")
+SGD_A_OK = {"CHECK": "check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay)",
+            "UPDATE": "p.data -= {LR} * g", "LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
             "DECAY": "g = g + self.weight_decay * p.data", "ZEROS": "np.zeros_like(p.data)", "VEL": "g",
             "DIR": "g = self.momentum_buffers[i]", "AFTER": "pass", "LR": "self.lr",
             "GET": "[None if v is None else v.copy() for v in self.momentum_buffers]",
@@ -138,13 +148,16 @@ SGD_A_BUGS = {
     "state-aliasing": {"SET": "np.asarray(v)"},            # keeps the caller's arrays
     "lr-cached": {"LR_CACHE": "self.base_lr = lr", "LR": "self.base_lr"},
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape)"},
+    "nan-accepted": {"CHECK": NAN_TRAP_SGD},
 }
+# The textbook out-of-place update: a float64 gradient or an np.float64 lr makes the parameter float64.
+DTYPE_PROMOTED_A = {"UPDATE": "p.data = p.data - {LR} * g"}
 
 SGD_B = '''
 class SGD(Optimizer):
     def __init__(self, params, lr=0.01, momentum=0.0, weight_decay=0.0):
         super().__init__(params)
-        validate(lr=lr, momentum=momentum, weight_decay=weight_decay)
+        {CHECK}
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         {LR_CACHE}
         self.hyper = {"momentum": momentum, "weight_decay": weight_decay}
@@ -183,7 +196,7 @@ class SGD(Optimizer):
             raise ValueError("momentum state does not fit these parameters")
         self.momentum_buffers = [v if v is None else {SET} for v, p in zip(state, self.params)]
 '''
-SGD_B_OK = {"LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
+SGD_B_OK = {"CHECK": "validate(lr=lr, momentum=momentum, weight_decay=weight_decay)", "LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
             "DECAY": "if self.weight_decay:\n                g = g + self.weight_decay * p.data",
             "ZEROS": "np.zeros(p.data.shape, dtype=p.data.dtype)", "VEL": "v += g", "DIR": "g = v",
             "AFTER": "pass", "UPDATE": "np.subtract(p.data, self.lr * g, out=p.data)",
@@ -202,13 +215,14 @@ SGD_B_BUGS = {
                   "UPDATE": "np.subtract(p.data, self.step_size * g, out=p.data)"},
     # float64 velocity, and the out-of-place update then turns the float32 parameter into float64
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape)", "UPDATE": "p.data = p.data - self.lr * g"},
+    "nan-accepted": {"CHECK": NAN_TRAP_SGD},
 }
 
 ADAM_A = '''
 class Adam(Optimizer):
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params)
-        check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        {CHECK}
         self.lr = lr
         {LR_CACHE}
         {BETAS}
@@ -229,7 +243,8 @@ class Adam(Optimizer):
         for i, p in enumerate(self.params):
             {NONE}
             {COUNT_P}
-            g = self.adjusted_gradient(p.grad.data if isinstance(p.grad, Tensor) else p.grad, p.data)
+            g = np.asarray(p.grad.data if isinstance(p.grad, Tensor) else p.grad, dtype=p.data.dtype)
+            g = self.adjusted_gradient(g, p.data)
             if self.m_buffers[i] is None:
                 self.m_buffers[i] = {ZEROS}
                 self.v_buffers[i] = {ZEROS}
@@ -240,7 +255,10 @@ class Adam(Optimizer):
             v_hat = self.v_buffers[i] / {C2}
             self.apply_update(p.data, {U})
 '''
-ADAM_A_OK = {"LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = betas",
+NAN_TRAP_ADAM = ("if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):\n"
+                 "            raise ValueError('lr, betas, eps or weight_decay out of range')")
+ADAM_A_OK = {"CHECK": "check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)",
+             "LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = betas",
              "ADJ": "if self.weight_decay:\n            return grad + self.weight_decay * weights\n        return grad",
              "LR": "self.lr", "APPLY": "pass", "COUNT": "self.step_count += 1", "COUNT_P": "pass",
              "NONE": "if p.grad is None:\n                continue", "ZEROS": "np.zeros_like(p.data)",
@@ -261,13 +279,14 @@ ADAM_A_BUGS = {
     "none-grad-not-skipped": {"NONE": "if p.grad is None:\n                p.grad = np.zeros_like(p.data)"},
     "lr-cached": {"LR_CACHE": "self.initial_lr = lr", "LR": "self.initial_lr"},
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape, dtype=np.float64)"},
+    "nan-accepted": {"CHECK": NAN_TRAP_ADAM},
 }
 
 ADAM_B = '''
 class Adam(Optimizer):
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params)
-        validate(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        {CHECK}
         self.lr, self.eps, self.weight_decay = lr, eps, weight_decay
         {LR_CACHE}
         {BETAS}
@@ -302,7 +321,8 @@ def adam_direction(m, v, t, beta1, beta2, eps):
     v_hat = v / {C2}
     return {U}
 '''
-ADAM_B_OK = {"LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = float(betas[0]), float(betas[1])",
+ADAM_B_OK = {"CHECK": "validate(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)",
+             "LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = float(betas[0]), float(betas[1])",
              "ADJ": "return grad + self.weight_decay * weights if self.weight_decay else grad",
              "APPLY": "np.subtract(weights, self.lr * update, out=weights)",
              "COUNT": "self.step_count += 1", "T": "self.step_count",
@@ -327,6 +347,7 @@ ADAM_B_BUGS = {
                   "APPLY": "np.subtract(weights, self._step_size * update, out=weights)"},
     # float64 moments; the out-of-place update then turns the float32 parameters into float64
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape), np.zeros(p.data.shape)"},
+    "nan-accepted": {"CHECK": NAN_TRAP_ADAM},
 }
 # Style b's state-dtype bug also "matches dtypes" before the update, so the parameters become float64.
 STATE_DTYPE_B_STEP = ("            self.apply_update(p.data, adam_direction(",
@@ -374,13 +395,13 @@ class AdamW(Adam):
             m_hat = self.m_buffers[i] / (1 - self.beta1 ** self.step_count)
             v_hat = self.v_buffers[i] / (1 - self.beta2 ** self.step_count)
             {SHRINK}
-            p.data = p.data - self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 '''
 ADAMW_OWN_OK = {"COUNT": "self.step_count += 1", "COUNT_P": "pass", "COUPLED": "pass",
-                "SHRINK": "p.data = p.data * (1 - self.lr * self.weight_decay)"}
+                "SHRINK": "p.data *= 1 - self.lr * self.weight_decay"}
 ADAMW_OWN_BUGS = {
     "coupled-decay": {"COUPLED": "g = g + self.weight_decay * p.data", "SHRINK": "pass"},
-    "decay-missing-lr": {"SHRINK": "p.data = p.data * (1 - self.weight_decay)"},
+    "decay-missing-lr": {"SHRINK": "p.data *= 1 - self.weight_decay"},
     "weight-decay-ignored": {"SHRINK": "pass"},
     "step-count-per-param": {"COUNT": "pass", "COUNT_P": "self.step_count += 1"},
 }
@@ -444,7 +465,8 @@ NOT_A_GRADE_CELL = ("class SGD:\n    pass\n", {"grade_id": "sgd"})
 
 # Adam slugs whose code AdamW runs too (it inherits Adam's step()); the others live in methods AdamW overrides.
 INHERITED_BY_ADAMW = {"no-bias-correction", "step-count-off-by-one", "step-count-per-param", "eps-inside-sqrt",
-                      "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "state-dtype"}
+                      "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "state-dtype",
+                      "nan-accepted"}
 
 
 def entries() -> list:
@@ -479,6 +501,10 @@ def entries() -> list:
         out.append(Entry(f"bug-{style}-adam-eps-inside-sqrt+lr-cached", cells, added,
                          bugs={"Adam": {"eps-inside-sqrt", "lr-cached"}, "AdamW": {"eps-inside-sqrt"}},
                          inherited=("eps-inside-sqrt",)))
+    # the textbook out-of-place update: right values, but an np.float64 lr turns the parameters float64
+    cells, added = style_a()
+    out.append(Entry("bug-a-sgd-dtype-promoted", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DTYPE_PROMOTED_A)), added,
+                     bugs={"SGD": {"state-dtype"}}))
     # IPython syntax, imports added to a given cell, a stray grade id: correct code keeps every point
     cells, added = style_a()
     out.append(Entry("correct-magic", magics(cells), [MAGIC_ADDED]))

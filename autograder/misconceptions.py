@@ -56,6 +56,9 @@ VARIANTS = (
     Variant("lr-cached", "SGD", (("SGD", "self.lr = lr", "self.lr = self._lr = lr"),
                                  ("SGD", "weights -= self.lr * grad", "weights -= self._lr * grad"))),
     Variant("state-dtype", "SGD", (("SGD", "np.zeros_like(param.data)", "np.zeros(param.data.shape)"),)),
+    Variant("nan-accepted", "SGD", (("SGD", "check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay)",
+                                     "if lr < 0 or momentum < 0 or momentum >= 1 or weight_decay < 0:\n"
+                                     "            raise ValueError(\"lr, momentum or weight_decay out of range\")"),)),
 
     Variant("no-bias-correction", "Adam", (("Adam", "correction1 = 1 - self.beta1 ** self.step_count",
                                             "correction1 = 1"),
@@ -90,6 +93,9 @@ VARIANTS = (
                                     ("Adam", "self.v_buffers[i] = np.zeros_like(param.data)",
                                      "self.v_buffers[i] = np.zeros(param.data.shape)"),
                                     ("Adam", "dtype=weights.dtype)", "dtype=np.float64)"))),
+    Variant("nan-accepted", "Adam", (("Adam", "check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)",
+                                      "if lr < 0 or eps < 0 or weight_decay < 0 or min(betas) < 0 or max(betas) >= 1:\n"
+                                      "            raise ValueError(\"lr, betas, eps or weight_decay out of range\")"),)),
 
     Variant("coupled-decay", "AdamW", (("AdamW", "        return grad\n",
                                         "        return grad + self.weight_decay * weights\n"),

@@ -76,6 +76,12 @@ def as_state(value, dtype):
     return value
 
 
+def constructor_kwargs(spec: dict) -> dict:
+    """The scenario's keyword arguments; those named in ``numpy_scalars`` as ``np.float64`` (JSON has no such type)."""
+    scalars = spec.get("numpy_scalars", ())
+    return {k: _float64(v) if k in scalars else v for k, v in spec["kwargs"].items()}
+
+
 def describe(err: BaseException) -> str:
     return f"raised {type(err).__name__}: {err}"[:300]
 
@@ -186,6 +192,13 @@ def interface(ns: dict, spec: dict, rec: Recorder) -> None:
         rec.text("Optimizer([])", "no error")
     except ValueError:
         rec.text("Optimizer([])", "ValueError")
+    for label, listed in (("the same parameter twice", params + params[:1]),
+                          ("equal but distinct parameters", [tensor(spec["params"][0]), tensor(spec["params"][0])])):
+        try:
+            ns["Optimizer"](listed)
+            rec.text(f"Optimizer({label})", "no error")
+        except ValueError:
+            rec.text(f"Optimizer({label})", "ValueError")
 
 
 def zero_grad(ns: dict, spec: dict, rec: Recorder) -> None:
@@ -267,8 +280,9 @@ def _dtype_name(value) -> str:
 def memory(ns: dict, spec: dict, rec: Recorder) -> None:
     """The buffers an optimizer holds before the first step and after some; the real dtypes of its state."""
     dtype = spec.get("dtype", "float32")
+    grad_dtype = spec.get("grad_dtype", dtype)
     params = [tensor(p, dtype) for p in spec["params"]]
-    opt = ns[spec["cls"]](params, **spec["kwargs"])
+    opt = ns[spec["cls"]](params, **constructor_kwargs(spec))
     grads = []
 
     def buffers():
@@ -281,7 +295,7 @@ def memory(ns: dict, spec: dict, rec: Recorder) -> None:
     if spec.get("before_first_step"):
         rec.value("memory before the first step" + MEMORY, buffers())
     for _ in range(spec["steps"]):
-        grads[:] = [np.full(p.data.shape, 0.01, dtype) for p in params]
+        grads[:] = [np.full(p.data.shape, 0.01, grad_dtype) for p in params]
         for p, g in zip(params, grads):
             p.grad = g
         opt.step()
@@ -295,12 +309,15 @@ def memory(ns: dict, spec: dict, rec: Recorder) -> None:
 
 
 def validation(ns: dict, spec: dict, rec: Recorder) -> None:
-    """Invalid hyperparameters must raise ValueError at construction."""
+    """Invalid hyperparameters (or a parameter listed twice: ``params`` gives the order) raise ValueError."""
+    order = spec.get("params", [0])
     for kwargs in spec["bad"]:
-        label = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        label = ", ".join(([f"params=[{', '.join(f'p{i}' for i in order)}]"] if "params" in spec else [])
+                          + [f"{k}={v!r}" for k, v in kwargs.items()])
         kwargs = {k: tuple(v) if _isinstance(v, list) else v for k, v in kwargs.items()}
+        distinct = [tensor([1.0, 2.0]) for _ in range(max(order) + 1)]
         try:
-            ns[spec["cls"]]([tensor([1.0, 2.0])], **kwargs)
+            ns[spec["cls"]]([distinct[i] for i in order], **kwargs)
             rec.text(f"{spec['cls']}({label})", "no error")
         except ValueError:
             rec.text(f"{spec['cls']}({label})", "ValueError")
@@ -309,12 +326,12 @@ def validation(ns: dict, spec: dict, rec: Recorder) -> None:
 
 
 def dtypes(ns: dict, spec: dict, rec: Recorder) -> None:
-    """The dtypes of parameters and state after steps on float32 parameters and gradients."""
+    """The dtypes of float32 parameters and state after steps (gradients of ``grad_dtype``, float32 unless given)."""
     params = [tensor(p) for p in spec["params"]]
-    opt = ns[spec["cls"]](params, **spec["kwargs"])
+    opt = ns[spec["cls"]](params, **constructor_kwargs(spec))
     for grads in spec["grads"]:
         for p, g in zip(params, grads):
-            p.grad = np.array(g, np.float32)
+            p.grad = np.array(g, spec.get("grad_dtype", "float32"))
         if not attempt(rec, "step()", opt.step):
             return
     for j, p in enumerate(params):

@@ -36,21 +36,22 @@ NETWORK_PORT = 47807        # the end-to-end test listens here; a connection mea
 NAIVE_SGD_STEP = '''        for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+            g = np.asarray(p.grad.data if isinstance(p.grad, Tensor) else p.grad, dtype=p.data.dtype)
             g = g + self.weight_decay * p.data
             if self.momentum:
                 if self.momentum_buffers[i] is None:
                     self.momentum_buffers[i] = np.zeros_like(p.data)
                 self.momentum_buffers[i] = self.momentum * self.momentum_buffers[i] + g
                 g = self.momentum_buffers[i]
-            p.data = p.data - self.lr * g
+            p.data = (p.data - self.lr * g).astype(p.data.dtype)   # a new array, but float32 as before
         self.step_count += 1
 '''
 NAIVE_ADAM_STEP = '''        self.step_count += 1
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
-            g = self.adjusted_gradient(p.grad.data if isinstance(p.grad, Tensor) else p.grad, p.data)
+            g = np.asarray(p.grad.data if isinstance(p.grad, Tensor) else p.grad, dtype=p.data.dtype)
+            g = self.adjusted_gradient(g, p.data)
             if self.m_buffers[i] is None:
                 self.m_buffers[i] = np.zeros_like(p.data)
                 self.v_buffers[i] = np.zeros_like(p.data)

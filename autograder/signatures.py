@@ -27,6 +27,7 @@ ZEROS = [[0.0] * s[0] for s in SHAPES]
 NO_GRAD = [[0.0] * s[0] for s in SHAPES]
 BETAS = (0.9, 0.999)
 TINY_G, TINY_EPS = 1e-7, 1e-4
+NAN_LR = float("nan")
 DECAY_LR, DECAY_WD = 0.1, 0.5
 ADAM_STATE = ("m_buffers", "v_buffers")
 SGD_STATE = ("momentum_buffers",)
@@ -45,6 +46,19 @@ def _traj(cls, kwargs, params, steps, state, record_grads=False):
             "state": list(state), "record_grads": record_grads}
 
 
+def _dtypes(cls: str, kwargs: dict, state) -> dict:
+    """Float32 parameters stepped with float32 gradients ("dtypes"), then with float64 gradients and an
+    ``np.float64`` lr ("dtypes-float64"): state or parameters must stay float32 either way."""
+    plain = {"kind": "dtypes", "cls": cls, "kwargs": kwargs, "params": WEIGHTS, "grads": [GRADS, GRADS],
+             "state": list(state)}
+    return {"dtypes": plain, "dtypes-float64": {**plain, "grad_dtype": "float64", "numpy_scalars": ["lr"]}}
+
+
+def _nan_validation(cls: str) -> dict:
+    """lr=NaN next to lr=-1: a range check alone (``lr < 0``) rejects the second and lets NaN through."""
+    return {"kind": "validation", "cls": cls, "bad": [{"lr": NAN_LR}, {"lr": -1.0}]}
+
+
 def _adam_family(cls: str) -> dict:
     """Adam's moment scenarios, run on ``cls`` (Adam, or AdamW without decay: then the two agree)."""
     wd = {"weight_decay": 0.0} if cls == "AdamW" else {}
@@ -57,8 +71,8 @@ def _adam_family(cls: str) -> dict:
                         _steps([[TINY_G, -TINY_G, 2 * TINY_G, -3 * TINY_G]]), ADAM_STATE),
         "none-grad": _traj(cls, {"lr": 0.1, "weight_decay": 0.1}, WEIGHTS[:2],
                            _steps([GRADS[0], None], [GRADS[0], None]), ADAM_STATE, record_grads=True),
-        "dtypes": {"kind": "dtypes", "cls": cls, "kwargs": {"lr": 0.01, **wd}, "params": WEIGHTS,
-                   "grads": [GRADS, GRADS], "state": list(ADAM_STATE)},
+        **_dtypes(cls, {"lr": 0.01, **wd}, ADAM_STATE),
+        "validation-nan": _nan_validation(cls),
     }
 
 
@@ -76,8 +90,8 @@ def _scenarios(component: str) -> dict:
                                _steps([GRADS[0], None], [GRADS[0], None]), SGD_STATE, record_grads=True),
             "aliasing": {"kind": "aliasing", "kwargs": {"lr": 0.1, "momentum": 0.9}, "params": WEIGHTS,
                          "grads": GRADS},
-            "dtypes": {"kind": "dtypes", "cls": "SGD", "kwargs": {"lr": 0.01, "momentum": 0.9},
-                       "params": WEIGHTS, "grads": [GRADS, GRADS], "state": list(SGD_STATE)},
+            **_dtypes("SGD", {"lr": 0.01, "momentum": 0.9}, SGD_STATE),
+            "validation-nan": _nan_validation("SGD"),
         }
         return {("SGD", k): v for k, v in runs.items()}
     decay = lambda cls: _traj(cls, {"lr": DECAY_LR, "weight_decay": DECAY_WD}, WEIGHTS,  # noqa: E731
@@ -217,9 +231,16 @@ def none_grad_used(run: Run) -> bool:
 
 
 def dtype_changed(run: Run) -> bool:
-    """State or parameters are not float32 after steps on float32 data."""
-    texts = [str(v) for k, v in run.runs.get("dtypes", {}).items() if k.endswith(" dtype")]
+    """State or parameters are not float32 after steps on float32 data, or on float64 gradients with an np.float64 lr."""
+    texts = [str(v) for name in ("dtypes", "dtypes-float64")
+             for k, v in run.runs.get(name, {}).items() if k.endswith(" dtype")]
     return any(t != "float32" for t in texts)
+
+
+def nan_passes_range_check(run: Run) -> bool:
+    """lr=-1 raised ValueError but lr=NaN constructed: the check compares (``lr < 0``) and NaN compares False."""
+    return run.text("validation-nan", f"{run.cls}(lr=-1.0)") == "ValueError" and \
+        run.text("validation-nan", f"{run.cls}(lr=nan)") == "no error"
 
 
 def state_shared(run: Run) -> bool:
@@ -296,7 +317,8 @@ def shrinks_without_lr(run: Run) -> bool:
 
 Predicate = Callable[[Run], bool]
 ADAM_MOMENTS = ("no-bias-correction", "step-count-off-by-one", "step-count-per-param", "eps-inside-sqrt",
-                "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "lr-cached", "state-dtype")
+                "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "lr-cached", "state-dtype",
+                "nan-accepted")
 
 # slug -> {component: predicates}; any predicate firing names the slug.
 SIGNATURES: dict = {
@@ -311,6 +333,7 @@ SIGNATURES: dict = {
     "state-aliasing": {"SGD": (state_shared,)},
     "lr-cached": {"SGD": (lr_change_ignored,), "Adam": (lr_change_ignored,)},
     "state-dtype": {"SGD": (dtype_changed,), "Adam": (dtype_changed,)},
+    "nan-accepted": {"SGD": (nan_passes_range_check,), "Adam": (nan_passes_range_check,)},
     "no-bias-correction": {"Adam": (first_update_without_correction,)},
     "step-count-off-by-one": {"Adam": (corrections_off_by_one,)},
     "step-count-per-param": {"Adam": (step_counted_per_parameter,)},

@@ -10,7 +10,9 @@ from tinytorch.export import cell_code
 
 HELPER = "import numpy as np\n\ndef forget(p):\n    p.grad = None\n\nprint('helper ready')\n"
 ZERO_GRAD = ("class Optimizer:\n    def __init__(self, params):\n        self.params = list(params)\n"
-             "        if not self.params:\n            raise ValueError('empty')\n        self.step_count = 0\n\n"
+             "        if not self.params:\n            raise ValueError('empty')\n"
+             "        if len(set(map(id, self.params))) < len(self.params):\n            raise ValueError('params: twice')\n"
+             "        self.step_count = 0\n\n"
              "    def zero_grad(self):\n        for p in self.params:\n            forget(p)\n\n"
              "    def step(self):\n        raise NotImplementedError\n")
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
                "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
                "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
-               "coupled-decay decay-missing-lr lr-cached state-dtype").split()
+               "coupled-decay decay-missing-lr lr-cached state-dtype nan-accepted").split()
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +167,34 @@ def test_output_with_forged_labels_names_no_misconception(text):
     results = checks.judge_component("SGD", flat, reference.load())
     assert [r.diagnoses for r in results if r.diagnoses] == []
     assert any(r.score < r.max_score for r in results)
+
+
+def test_a_float64_promoting_update_fails_memory_dtype_and_is_named(text):
+    """The textbook `p.data = p.data - lr * g`: right values, but an np.float64 lr makes the parameters float64."""
+    from autograder import corpus
+
+    promoting = corpus.fill(corpus.SGD_A, corpus.SGD_A_OK, corpus.DTYPE_PROMOTED_A)
+    results = checks.judge_component("SGD", reference.run_cells([("reference", text), ("sgd", promoting)], "SGD"),
+                                     reference.load())
+    failing = {r.id: r.diagnoses for r in results if r.score < r.max_score}
+    assert failing == {"sgd-memory-dtype": ["state-dtype"]}
+
+
+def test_the_same_parameter_twice_costs_the_interface_and_validation_checks(text):
+    accepting = text.replace("            if id(param) in seen:", "            if False:")
+    assert accepting != text
+    lost = {c: [r.id for r in judged(accepting, c) if r.score < r.max_score] for c in checks.COMPONENTS}
+    assert lost == {"Optimizer": ["optimizer-interface"], "SGD": ["sgd-validation"], "Adam": ["adam-validation"],
+                    "AdamW": ["adamw-validation"]}
+    message = next(r.message for r in judged(accepting, "SGD") if r.id == "sgd-validation")
+    assert "SGD(params=[p0, p1, p0])" in message and "listed twice" in message
+
+
+@pytest.mark.parametrize("name", ["lr", "weight_decay", "eps"])
+def test_a_validation_that_lets_nan_through_fails(text, name):
+    """Today's checks never passed NaN for weight_decay or eps: a helper that only compares got full marks."""
+    trap = text.replace('''    if not math.isfinite(number):''', f'''    if not math.isfinite(number) and name != {name!r}:''')
+    assert trap != text
+    for component in ("Adam", "AdamW"):
+        lost = [r.id for r in judged(trap, component) if r.score < r.max_score]
+        assert lost == [f"{component.lower()}-validation"]

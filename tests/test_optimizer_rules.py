@@ -150,3 +150,62 @@ def test_memory_convention_params_plus_state():
             p.grad = np.ones_like(p.data)
         opt.step()
         assert state_bytes(opt) == expected * parameter_bytes(ps)
+
+
+# -- issue 15: NaN/inf, betas, duplicate parameters, float64 inputs --------------------------------
+
+NON_FINITE = [math.nan, math.inf, -math.inf, np.float64("nan"), np.float32("inf")]
+
+
+@pytest.mark.parametrize("value", NON_FINITE, ids=repr)
+@pytest.mark.parametrize("cls,name", [(SGD, "lr"), (SGD, "momentum"), (SGD, "weight_decay"), (Adam, "lr"),
+                                      (Adam, "eps"), (Adam, "weight_decay"), (AdamW, "lr"), (AdamW, "eps"),
+                                      (AdamW, "weight_decay")])
+def test_nan_and_inf_hyperparameters_are_rejected_naming_the_argument(cls, name, value):
+    """`lr < 0` is False for NaN (and for +inf): the range check alone would let them through."""
+    with pytest.raises(ValueError, match=rf"^{name} must be finite"):
+        cls(params((2,)), **{name: value})
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+@pytest.mark.parametrize("betas", [(math.nan, 0.999), (0.9, math.nan), (math.inf, 0.999), (0.9, -math.inf),
+                                   (1.0, 0.999), (0.9, 1.0), (-0.1, 0.9), (0.9,), (0.9, 0.99, 0.999), 0.9, "ab"],
+                         ids=repr)
+def test_betas_must_be_two_finite_numbers_in_0_1(cls, betas):
+    with pytest.raises(ValueError, match=r"^betas"):
+        cls(params((2,)), betas=betas)
+
+
+@pytest.mark.parametrize("make", [Optimizer, *ALL])
+def test_the_same_parameter_twice_is_rejected_naming_params(make):
+    a, b = params((2,), (3,))
+    with pytest.raises(ValueError, match=r"^params\[2\] is a parameter already in params"):
+        make([a, b, a])
+
+
+def test_equal_but_distinct_parameters_are_two_parameters_each_stepped_once():
+    a, b = (Tensor(np.ones(2, np.float32), requires_grad=True) for _ in range(2))
+    opt = SGD([a, b], lr=0.1)
+    a.grad, b.grad = np.ones(2, np.float32), np.ones(2, np.float32)
+    opt.step()
+    assert np.allclose(a.data, 0.9) and np.allclose(b.data, 0.9)
+
+
+MAKERS_WITH_LR = [lambda p, lr: SGD(p, lr=lr, momentum=0.9, weight_decay=0.1),
+                  lambda p, lr: SGD(p, lr=lr), lambda p, lr: Adam(p, lr=lr, weight_decay=0.1),
+                  lambda p, lr: AdamW(p, lr=lr, weight_decay=0.1)]
+
+
+@pytest.mark.parametrize("make", MAKERS_WITH_LR)
+def test_float64_gradients_and_a_numpy_lr_keep_float32_and_the_values(make):
+    (a,), (b,) = params((2, 3)), params((2, 3))
+    fast, plain = make([a], np.float64(0.05)), make([b], 0.05)
+    g = np.linspace(-1, 1, 6).reshape(2, 3)                      # float64
+    for _ in range(3):
+        a.grad, b.grad = g.copy(), g.astype(np.float32)
+        fast.step()
+        plain.step()
+    assert a.data.dtype == np.float32
+    buffers = [x for v in vars(fast).values() if isinstance(v, list) for x in v if isinstance(x, np.ndarray)]
+    assert all(x.dtype == np.float32 for x in buffers)
+    assert np.allclose(a.data, b.data, rtol=1e-5, atol=1e-7)

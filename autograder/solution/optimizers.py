@@ -32,13 +32,17 @@ def _finite_number(name: str, value) -> float:
 
 
 def check_hyperparameters(lr=None, momentum=None, betas=None, eps=None, weight_decay=None) -> None:
-    """Raise ValueError naming the first invalid hyperparameter and why it is invalid."""
+    """Raise ValueError naming the first invalid hyperparameter and why it is invalid.
+
+    NaN and inf are rejected before any range check: ``nan < 0`` is False, so a
+    range check alone would let NaN through.
+    """
     if lr is not None and _finite_number("lr", lr) < 0:
         raise ValueError(f"lr must be >= 0, got {lr}: a negative learning rate climbs the loss")
     if momentum is not None and not 0 <= _finite_number("momentum", momentum) < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}: at 1 or above the velocity never decays")
     if betas is not None:
-        if len(betas) != 2:
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
             if not 0 <= _finite_number(name, beta) < 1:
@@ -98,11 +102,19 @@ class Optimizer:
 
         Raise ValueError if ``params`` is empty: an optimizer with nothing to
         optimize is almost always a bug in how the model listed its parameters.
+        Raise ValueError if the same parameter object appears twice: ``step()``
+        would update it twice.
         """
         self.params = list(params)
         if not self.params:
             raise ValueError("Optimizer got an empty parameter list: pass model.parameters() "
                              "(a list of Tensors), not an empty list or an exhausted generator")
+        seen = set()
+        for i, param in enumerate(self.params):
+            if id(param) in seen:           # identity, not equality: equal values are fine
+                raise ValueError(f"params[{i}] is a parameter already in params: each parameter "
+                                 "may appear once, or step() updates it twice")
+            seen.add(id(param))
         self.step_count = 0
 
     def zero_grad(self) -> None:

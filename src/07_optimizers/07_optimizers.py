@@ -179,6 +179,15 @@ print(f"difference {after - before:.6f} = lr^2 * wd * u = {lr_**2 * wd_ * u:.6f}
 # `lr=-0.01` fails at construction with a message instead of silently
 # climbing the loss.
 #
+# Why a helper and not `if lr < 0: raise ...` in each class: every comparison
+# with NaN is False, so `lr < 0` lets `lr=float("nan")` through and the first
+# step turns every weight into NaN. `inf` passes `lr < 0` too. The helper
+# converts each value with `float()`, rejects anything that is not finite,
+# then checks the range, and its `ValueError` names the argument (`lr`, `eps`,
+# `momentum`, `weight_decay`, `betas`). `betas` must be two finite numbers in
+# [0, 1). Call it once, in your `__init__`; it is the one place this module
+# validates hyperparameters.
+#
 # `blockwise(update, weights, grad, *state)` calls `update` on matching slices
 # of the arrays, a cache-sized block at a time, on every CPU core. Optimizer
 # updates are element-wise, so the result is exactly what `update(weights,
@@ -208,13 +217,17 @@ def _finite_number(name: str, value) -> float:
 
 
 def check_hyperparameters(lr=None, momentum=None, betas=None, eps=None, weight_decay=None) -> None:
-    """Raise ValueError naming the first invalid hyperparameter and why it is invalid."""
+    """Raise ValueError naming the first invalid hyperparameter and why it is invalid.
+
+    NaN and inf are rejected before any range check: ``nan < 0`` is False, so a
+    range check alone would let NaN through.
+    """
     if lr is not None and _finite_number("lr", lr) < 0:
         raise ValueError(f"lr must be >= 0, got {lr}: a negative learning rate climbs the loss")
     if momentum is not None and not 0 <= _finite_number("momentum", momentum) < 1:
         raise ValueError(f"momentum must be in [0, 1), got {momentum}: at 1 or above the velocity never decays")
     if betas is not None:
-        if len(betas) != 2:
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         for name, beta in zip(("betas[0]", "betas[1]"), betas):
             if not 0 <= _finite_number(name, beta) < 1:
@@ -273,6 +286,13 @@ def blockwise(update, *arrays) -> None:
 # costs no memory and lets `step()` tell "no gradient this time" from "a
 # gradient of zero".
 #
+# The constructor also rejects the same parameter listed twice (`Optimizer([w, w])`):
+# `step()` would update it twice per call, with twice the learning rate and, for
+# momentum or Adam, two sets of state fighting over one tensor. "The same" means
+# the same object (`is`), not equal values: two different tensors may well hold
+# equal numbers. The check lives here, once, because every optimizer calls
+# `super().__init__(params)`; raise a `ValueError` that names `params`.
+#
 # Fill in the method bodies. Keep the class line, signatures and docstrings.
 
 # %% nbgrader={"grade": false, "grade_id": "optimizer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -288,12 +308,20 @@ class Optimizer:
 
         Raise ValueError if ``params`` is empty: an optimizer with nothing to
         optimize is almost always a bug in how the model listed its parameters.
+        Raise ValueError if the same parameter object appears twice: ``step()``
+        would update it twice.
         """
         ### BEGIN SOLUTION
         self.params = list(params)
         if not self.params:
             raise ValueError("Optimizer got an empty parameter list: pass model.parameters() "
                              "(a list of Tensors), not an empty list or an exhausted generator")
+        seen = set()
+        for i, param in enumerate(self.params):
+            if id(param) in seen:           # identity, not equality: equal values are fine
+                raise ValueError(f"params[{i}] is a parameter already in params: each parameter "
+                                 "may appear once, or step() updates it twice")
+            seen.add(id(param))
         self.step_count = 0
         ### END SOLUTION
 
@@ -336,6 +364,14 @@ def test_optimizer():
         pass
     else:
         raise AssertionError("an empty parameter list should raise ValueError")
+    try:
+        Optimizer([w, b, w])
+    except ValueError as err:
+        assert "params" in str(err), f"the message should name params: {err}"
+    else:
+        raise AssertionError("the same parameter twice should raise ValueError")
+    twin = Tensor([1.0, 2.0], requires_grad=True)      # equal values, another parameter: fine
+    assert len(Optimizer([w, twin]).params) == 2
     print("Optimizer: all visible tests pass")
 
 
@@ -359,6 +395,11 @@ assert_component("Optimizer", globals())
 # * a parameter whose `grad` is `None` is skipped, and its velocity is left as it was;
 # * `step()` never writes into `param.grad` (in-place `+=` on the gradient would corrupt it);
 # * `self.lr` is read at every step, so a learning-rate schedule can change it between steps;
+# * float32 parameters and state stay float32 even when a gradient arrives as float64 or the
+#   learning rate is a NumPy scalar such as `np.float64(1e-3)`. Under NumPy 2 a float64 array or
+#   NumPy scalar promotes the result: `param.data = param.data - lr * g` silently makes a
+#   float64 parameter (twice the memory, and every later step in float64). Update in place
+#   (`param.data -= lr * g`, `v *= momentum; v += g`), which keeps the array's own dtype;
 # * velocities are created lazily, on a parameter's first step, with `np.zeros_like(param.data)`
 #   so they have the parameter's shape and dtype (float32), and `momentum_buffers[i]` is the
 #   velocity of `params[i]`;
@@ -506,13 +547,31 @@ def test_sgd():
         else:
             raise AssertionError(f"set_momentum_state should reject {bad}")
 
-    for bad_kwargs in ({"lr": -1.0}, {"lr": float("nan")}, {"momentum": 1.5}, {"weight_decay": -0.1}):
+    # a float64 gradient and a NumPy-scalar learning rate keep float32 parameters and state
+    p = Tensor([1.0, -1.0], requires_grad=True)
+    opt = SGD([p], lr=np.float64(0.1), momentum=0.9, weight_decay=0.1)
+    for _ in range(2):
+        p.grad = np.array([0.5, 0.25], np.float64)
+        opt.step()
+    assert p.data.dtype == np.float32 and opt.momentum_buffers[0].dtype == np.float32, \
+        "update in place so float64 inputs cannot promote float32 parameters or state"
+
+    nan, inf = float("nan"), float("inf")
+    for bad_kwargs in ({"lr": -1.0}, {"lr": nan}, {"lr": inf}, {"momentum": 1.5}, {"momentum": nan},
+                       {"weight_decay": -0.1}, {"weight_decay": nan}, {"weight_decay": -inf}):
         try:
             SGD([a], **bad_kwargs)
-        except ValueError:
-            pass
+        except ValueError as err:
+            name = next(iter(bad_kwargs))
+            assert name in str(err), f"the message for {bad_kwargs} should name {name}: {err}"
         else:
             raise AssertionError(f"SGD should reject {bad_kwargs}")
+    try:
+        SGD([a, b, a], lr=0.1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("SGD should reject the same parameter twice")
     print("SGD: all visible tests pass")
 
 
@@ -539,7 +598,8 @@ assert_component("SGD", globals())
 #
 # Steps 1 and 4 are separate methods on purpose: `AdamW` will override just
 # those two. The same rules as SGD apply (skip `None` gradients, never modify
-# `grad`, read `lr` every step, keep float32). `m_buffers[i]` and
+# `grad`, read `lr` every step, keep float32 even for a float64 gradient or an
+# `np.float64` learning rate). `m_buffers[i]` and
 # `v_buffers[i]` start as None and are created with `np.zeros_like(param.data)`.
 #
 # Memory is the point of the systems section: in place means `m *= b1` rather
@@ -661,13 +721,29 @@ def test_adam():
     assert np.array_equal(a.grad, np.full(3, 0.5)) and b.data[0] == 5.0 and opt.m_buffers[1] is None
     assert a.data.dtype == opt.m_buffers[0].dtype == opt.v_buffers[0].dtype == np.float32
 
-    for bad_kwargs in ({"lr": -0.1}, {"betas": (1.0, 0.999)}, {"betas": (0.9, -0.1)}, {"eps": -1e-8}):
+    # a float64 gradient and a NumPy-scalar learning rate keep float32 parameters and state
+    a.grad = np.full(3, 0.5, np.float64)
+    opt = Adam([a], lr=np.float64(0.1))
+    opt.step()
+    assert a.data.dtype == opt.m_buffers[0].dtype == opt.v_buffers[0].dtype == np.float32
+
+    nan, inf = float("nan"), float("inf")
+    for bad_kwargs in ({"lr": -0.1}, {"lr": nan}, {"betas": (1.0, 0.999)}, {"betas": (0.9, -0.1)},
+                       {"betas": (nan, 0.999)}, {"betas": (0.9, inf)}, {"betas": (0.9,)}, {"eps": -1e-8},
+                       {"eps": nan}, {"eps": inf}, {"weight_decay": nan}):
         try:
             Adam([a], **bad_kwargs)
-        except ValueError:
-            pass
+        except ValueError as err:
+            name = next(iter(bad_kwargs))
+            assert name in str(err), f"the message for {bad_kwargs} should name {name}: {err}"
         else:
             raise AssertionError(f"Adam should reject {bad_kwargs}")
+    try:
+        Adam([a, b, a])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("Adam should reject the same parameter twice")
     print("Adam: all visible tests pass")
 
 
