@@ -20,6 +20,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
 from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
+from autograder.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
+                                   SafeExchangeCollect)
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -44,12 +46,18 @@ if not os.path.isdir(EXCHANGE):
     os.makedirs(EXCHANGE, exist_ok=True)
     os.chmod(EXCHANGE, 0o777)
 c.Exchange.root = EXCHANGE
+# Arrival (autograder/collectors.py): collect and zip_collect refuse links, devices, bad student ids
+# and archive bombs; autograde refuses them too, whichever way a submission reached submitted/.
+c.ExchangeFactory.collect = SafeExchangeCollect
+c.ZipCollectApp.extractor_plugin = CappedExtractor
+c.ZipCollectApp.collector_plugin = CheckedFileNameCollector
 
 # Students see the class line, signatures and docstrings; only method bodies become stubs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.enforce_metadata = True
 
 c.Autograde.sanitize_preprocessors = [
+    RefuseForeignSubmission,  # first: links, bad ids, instructor text refused before anything runs
     ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteReleasedCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
@@ -65,3 +73,4 @@ c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the
 c.SandboxedExecute.timeout = 60                  # seconds per cell
 c.SandboxedExecute.total_seconds = 300           # seconds per notebook
 c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{notebook}.ipynb")
+c.RefuseForeignSubmission.source_notebook = c.HiddenChecks.source_notebook
