@@ -17,9 +17,9 @@ import shutil
 import stat
 
 import nbformat
-from nbconvert.preprocessors import Preprocessor
 from nbgrader.exchange.default.collect import ExchangeCollect
 from nbgrader.plugins import ExtractorPlugin, FileNameCollectorPlugin
+from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int, Unicode
 
 from . import archives
@@ -111,6 +111,10 @@ class CheckedFileNameCollector(FileNameCollectorPlugin):
         if not info:
             return info
         problem = student_id_problem(info.get("student_id"))
+        file_id = info.get("file_id")
+        if problem is None and isinstance(file_id, str) and (
+                file_id.startswith("/") or {".", ".."} & set(file_id.split("/"))):
+            problem = f"file id {file_id[:80]!r} would be written outside the student's folder"
         if problem is None and not stat.S_ISREG(os.lstat(submitted_file).st_mode):
             problem = "it is not a regular file"
         if problem:
@@ -119,7 +123,7 @@ class CheckedFileNameCollector(FileNameCollectorPlugin):
         return info
 
 
-class RefuseForeignSubmission(Preprocessor):
+class RefuseForeignSubmission(NbGraderPreprocessor):   # enabled wherever listed (nbconvert's are not)
     """Fail a submission before anything of it runs or renders, whichever way it reached ``submitted/``.
 
     Refused: a student id that is no plain token; a submission folder holding a link,

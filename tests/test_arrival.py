@@ -338,4 +338,5 @@ def test_plain_nbgrader_autograde_refuses_before_the_kernel(tmp_path):
         result = subprocess.run([*NBGRADER, "autograde", ASSIGNMENT, "--student", student, "--force"], cwd=course,
                                 env=course_env(course), capture_output=True, text=True, timeout=300)
         assert "submission refused" in result.stderr, result.stderr[-3000:]
-        assert not (course / "autograded" / student).exists()
+        assert not (course / "autograded" / student / ASSIGNMENT).exists()   # nbgrader removed its copy
+    assert not [p for p in (course / "autograded").rglob("*") if p.is_file()]
