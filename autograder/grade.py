@@ -21,7 +21,7 @@ from . import tempdirs, workers
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
 from .submission import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
-                         read_submission, written_points)
+                         load_submission, written_points)
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
@@ -122,7 +122,7 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
     """Grade one notebook; never raises for a bad submission."""
     entry = empty_entry(path)
     try:
-        nb = read_submission(Path(path))
+        nb, raw = load_submission(Path(path))
     except NotANotebook as err:
         entry["error"] = str(err)
         return entry
@@ -136,7 +136,10 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
         shutil.copytree(template, course)
         submitted = course / "submitted" / student / ASSIGNMENT
         submitted.mkdir(parents=True)
-        nbformat.write(nb, submitted / f"{NOTEBOOK}.ipynb")   # what was checked, as nbformat v4
+        if isinstance(nb.metadata.get("orig_nbformat"), int):   # an older format: graded as converted to v4
+            nbformat.write(nb, submitted / f"{NOTEBOOK}.ipynb")
+        else:                                             # the very bytes checked, never re-read via a link
+            (submitted / f"{NOTEBOOK}.ipynb").write_bytes(raw)
         api = _api(course)
         ensure_submission(api, ASSIGNMENT, student)
         with _quiet():

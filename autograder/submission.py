@@ -31,10 +31,16 @@ MAX_NOTEBOOK_BYTES = 100_000_000
 
 
 def read_submission(path: Path) -> nbformat.NotebookNode:
-    """Read and validate a submitted notebook, or raise NotANotebook with a one-line reason.
+    """Read and validate a submitted notebook, or raise NotANotebook with a one-line reason."""
+    return load_submission(path)[0]
+
+
+def load_submission(path: Path) -> tuple:
+    """(notebook, the bytes it was read from), or NotANotebook with a one-line reason.
 
     The file itself must be a regular file, never a link (arrival.read_regular). Any
-    nbformat nbformat can read (v3's worksheets, any 4.x) comes back as the current v4.
+    nbformat nbformat can read (v3's worksheets, any 4.x) comes back as v4; a converted
+    notebook says so in ``metadata.orig_nbformat`` (nbformat's own mark).
     """
     path = Path(path)
     try:
@@ -58,7 +64,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         nbformat.validate(nb)
     except Exception as err:  # nbformat raises several types for malformed notebooks
         raise NotANotebook(f"not a valid notebook: {str(err).splitlines()[0][:200]}") from None
-    return nb
+    return nb, raw
 
 
 def grade_id(cell) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import archives, report, sample_class
+from autograder import archives, corpus, report, sample_class
 from autograder.arrival import Budget, Refused, copy_regular_tree, student_id_problem
 from autograder.submission import NotANotebook, arrival_problem, instructor_content, read_submission
 from conftest import ASSIGNMENT, ROOT, course_env
@@ -132,6 +132,8 @@ def test_the_instructor_notebook_is_recognised_and_no_sample_submission_is():
     assert instructor_content(released, source) is None
     for name, edits, *_ in sample_class.cases():
         assert instructor_content(sample_class.fill(released, source, edits), source) is None, name
+    for entry in corpus.entries():
+        assert instructor_content(corpus.notebook(entry, released, source), source) is None, entry.name
 
 
 # ---------------------------------------------------------------- v3 notebooks
