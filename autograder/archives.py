@@ -8,6 +8,10 @@ with ``O_EXCL | O_NOFOLLOW`` relative to a folder we opened ourselves.
 """
 from __future__ import annotations
 
+import bz2
+import gzip
+import io
+import lzma
 import os
 import shutil
 import stat
@@ -123,9 +127,45 @@ def _unzip(fileobj, writer: _Writer, caps: Caps) -> None:
                 writer.file(parts, stream)
 
 
+class _Inflated(io.RawIOBase):
+    """The decompressed bytes of a tar, counted as tarfile reads them (headers and long names too),
+    so even what tarfile holds in memory (a GNU long name, a pax header) stays within the cap."""
+
+    def __init__(self, stream, writer: _Writer):
+        self.stream, self.writer, self.read_bytes = stream, writer, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.stream.readinto(buffer)
+        self.read_bytes += n
+        if self.read_bytes > self.writer.limit + MIB:   # a MiB of tar headers and padding on top
+            raise Refused(f"{self.writer.archive}: inflates to more than {self.writer.caps.ratio}x its size "
+                          "(compression-ratio cap)")
+        return n
+
+
+def _decompressed(fileobj):
+    """The tar inside ``fileobj`` (gzip, bzip2, xz or none), as a stream; never seeks."""
+    magic = fileobj.read(6)
+    fileobj.seek(0)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=fileobj, mode="rb")
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(fileobj, mode="rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(fileobj, mode="rb")
+    return fileobj
+
+
 def _untar(fileobj, writer: _Writer, caps: Caps) -> None:
-    with tarfile.open(fileobj=fileobj, mode="r:*") as archive:
-        for member in archive:   # streamed: headers are read one at a time
+    members = 0
+    with tarfile.open(fileobj=_Inflated(_decompressed(fileobj), writer), mode="r|") as archive:
+        for member in archive:   # streamed: one header at a time
+            members += 1
+            if members > writer.budget.files:
+                raise Refused(f"{writer.archive}: more than {caps.members} members (member cap)")
             parts = member_parts(member.name, writer.archive)
             if member.isdir():
                 os.close(writer.folder(parts))
@@ -136,7 +176,6 @@ def _untar(fileobj, writer: _Writer, caps: Caps) -> None:
                 writer.file(parts, archive.extractfile(member))
             else:
                 raise Refused(f"{writer.archive}: member {member.name[:120]!r} is a link or device")
-            archive.members.clear()   # tarfile keeps every header otherwise
 
 
 def extract_capped(archive: str, dest: str, exts, caps: Caps = Caps(), budget: Budget | None = None,
@@ -163,7 +202,7 @@ def extract_capped(archive: str, dest: str, exts, caps: Caps = Caps(), budget: B
         finally:
             os.close(root)
         _nested(dest, exts, caps, budget, depth, refused)
-    except (Refused, zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as err:
+    except (Refused, zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, lzma.LZMAError) as err:
         shutil.rmtree(dest, ignore_errors=True)
         if isinstance(err, Refused):
             raise

@@ -220,6 +220,16 @@ def test_a_tar_gz_bomb_is_stopped_while_inflating(tmp_path):
     assert size == 0 and not (tmp_path / "out").exists()     # what it wrote before the cap is gone too
 
 
+def test_a_tar_long_name_bomb_is_capped_before_tarfile_holds_it(tmp_path):
+    """tarfile reads a GNU long name (or a pax header) whole into memory: the cap counts those bytes too."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+        archive.addfile(tarfile.TarInfo("n" * (64 * MIB)))
+    assert len(buffer.getvalue()) < 256 * 1024
+    refused, _ = unpack(tmp_path, "names.tar.gz", buffer.getvalue())
+    assert any("compression-ratio cap" in why for why in refused), refused
+
+
 @pytest.mark.parametrize("name", ["../escaped.ipynb", "/tmp/absolute.ipynb", "a/../../escaped.ipynb", "./x/../.."])
 def test_zip_members_never_land_outside_their_folder(tmp_path, name):
     refused, _ = unpack(tmp_path, "slip.zip", zip_bytes({name: b"{}"}))
