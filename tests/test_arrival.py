@@ -20,7 +20,7 @@ import pytest
 
 from autograder import archives, corpus, report, sample_class
 from autograder.arrival import Budget, Refused, copy_regular_tree, student_id_problem
-from autograder.submission import NotANotebook, arrival_problem, instructor_content, read_submission
+from autograder.submission import NotANotebook, instructor_content, read_submission
 from conftest import ASSIGNMENT, ROOT, course_env
 
 SOURCE = ROOT / "source" / ASSIGNMENT / "optimizers.ipynb"
