@@ -74,7 +74,8 @@ def solve(notebook: Path, case: str) -> None:
 
 def grades(course: Path, env: dict) -> dict:
     run([BIN / "nbgrader", "export", "--to", course / "grades.csv"], course, env)
-    return {row["student_id"]: float(row["score"]) for row in csv.DictReader(open(course / "grades.csv"))}
+    with open(course / "grades.csv", newline="") as grades_csv:
+        return {row["student_id"]: float(row["score"]) for row in csv.DictReader(grades_csv)}
 
 
 def autograde_and_feedback(course: Path, env: dict) -> dict:
