@@ -20,7 +20,8 @@ import nbformat
 from . import tempdirs, workers
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
-from .submission import NotANotebook, component_cells, grade_points, read_submission, written_points
+from .submission import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
+                         load_submission, written_points)
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
@@ -85,9 +86,15 @@ def student_id(path: Path, index: int) -> str:
 
 
 @lru_cache(maxsize=1)
+def source_notebook() -> nbformat.NotebookNode:
+    """The instructor's notebook (read once per process)."""
+    return nbformat.read(SOURCE, as_version=4)
+
+
+@lru_cache(maxsize=1)
 def max_scores() -> dict:
     """{component: maximum score}, from the source notebook (read once per process)."""
-    source = nbformat.read(SOURCE, as_version=4)
+    source = source_notebook()
     points = grade_points(source)
     return {component: points[gid] for gid, component in component_cells(source).items()}
 
@@ -115,9 +122,13 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
     """Grade one notebook; never raises for a bad submission."""
     entry = empty_entry(path)
     try:
-        read_submission(Path(path))
+        nb, raw = load_submission(Path(path))
     except NotANotebook as err:
         entry["error"] = str(err)
+        return entry
+    refused = instructor_content(nb, source_notebook())
+    if refused:   # before any of it runs or reaches feedback
+        entry["error"] = f"refused: {refused}"
         return entry
     student = student_id(Path(path), index)
     with tempfile.TemporaryDirectory(prefix="autograde-course-", dir=tempdirs.run_dir()) as tmp:
@@ -125,7 +136,10 @@ def grade_one(path: str, template: str, index: int = 0, feedback_dir: str | None
         shutil.copytree(template, course)
         submitted = course / "submitted" / student / ASSIGNMENT
         submitted.mkdir(parents=True)
-        shutil.copyfile(path, submitted / f"{NOTEBOOK}.ipynb")
+        if isinstance(nb.metadata.get("orig_nbformat"), int):   # an older format: graded as converted to v4
+            nbformat.write(nb, submitted / f"{NOTEBOOK}.ipynb")
+        else:                                             # the very bytes checked, never re-read via a link
+            (submitted / f"{NOTEBOOK}.ipynb").write_bytes(raw)
         api = _api(course)
         ensure_submission(api, ASSIGNMENT, student)
         with _quiet():
@@ -254,8 +268,10 @@ def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT, jobs: int 
     """
     from tqdm import tqdm
 
-    students = sorted(p.parent.parent.name for p in (root / "submitted").glob(f"*/{assignment}/*.ipynb"))
-    if not students:
+    students, refused = arrivals(root, assignment)
+    for line in refused:
+        print(f"not graded: {line}", file=sys.stderr)
+    if not students and not refused:
         print(f"no submissions: expected submitted/<student>/{assignment}/{NOTEBOOK}.ipynb "
               "(`make sample-class` writes a sample class)", file=sys.stderr)
         return 1
@@ -275,5 +291,21 @@ def autograde_course(assignment: str = ASSIGNMENT, root: Path = ROOT, jobs: int 
     failed = [f"{student}: {why}" for student, why in outcomes if why]
     for line in failed:
         print(f"not graded: {line}", file=sys.stderr)
-    print(f"graded {len(students) - len(failed)} of {len(students)} submissions into {db_url}")
+    print(f"graded {len(students) - len(failed)} of {len(students) + len(refused)} submissions into {db_url}"
+          + (f"; refused {len(refused)} (see above)" if refused else ""))
     return 0
+
+
+def arrivals(root: Path, assignment: str) -> tuple:
+    """([students to grade], ["<folder>: why refused"]) of ``submitted/``, judged before any code runs."""
+    source = nbformat.read(root / "source" / assignment / f"{NOTEBOOK}.ipynb", as_version=4)
+    students, refused = [], []
+    for folder in sorted((root / "submitted").iterdir()) if (root / "submitted").is_dir() else ():
+        if not (folder.is_symlink() or (folder / assignment).exists() or (folder / assignment).is_symlink()):
+            continue   # another assignment's submission
+        problem = arrival_problem(folder, assignment, source)
+        if problem:
+            refused.append(f"{folder.name!r}: {problem}")
+        elif any((folder / assignment).glob("*.ipynb")):
+            students.append(folder.name)
+    return students, refused

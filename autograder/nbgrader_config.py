@@ -21,6 +21,8 @@ from autograder.export import GradesCsvExport
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
 from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
+from autograder.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
+                                   SafeExchangeCollect)
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -45,12 +47,18 @@ if not os.path.isdir(EXCHANGE):
     os.makedirs(EXCHANGE, exist_ok=True)
     os.chmod(EXCHANGE, 0o777)
 c.Exchange.root = EXCHANGE
+# Arrival (autograder/collectors.py): collect and zip_collect refuse links, devices, bad student ids
+# and archive bombs; autograde refuses them too, whichever way a submission reached submitted/.
+c.ExchangeFactory.collect = SafeExchangeCollect
+c.ZipCollectApp.extractor_plugin = CappedExtractor
+c.ZipCollectApp.collector_plugin = CheckedFileNameCollector
 
 # Students see the class line, signatures and docstrings; only method bodies become stubs.
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.enforce_metadata = True
 
 c.Autograde.sanitize_preprocessors = [
+    RefuseForeignSubmission,  # first: links, bad ids, instructor text refused before anything runs
     ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteReleasedCells, CheckCellMetadata]
 c.Autograde.autograde_preprocessors = [
     ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
@@ -69,3 +77,4 @@ c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{
 # `nbgrader export` (`make grades`): nbgrader's columns through the csv module, no cell a formula
 # (nbgrader's own CsvExportPlugin joins fields unquoted, so a comma in a student id forges a score).
 c.ExportApp.plugin_class = GradesCsvExport
+c.RefuseForeignSubmission.source_notebook = c.HiddenChecks.source_notebook

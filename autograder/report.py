@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from .checks import catalog
 from .export import write_rows
 from .preprocessors import RESULTS_KEY
+from .submission import arrival_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
@@ -106,12 +107,29 @@ def collect(course: Path, db_url: str, assignment: str = ASSIGNMENT) -> list:
                 float(sub.max_written_score), bool(sub.needs_manual_grade))
     for path in sorted((course / "submitted").glob(f"*/{assignment}")):
         students.setdefault(path.parent.name, Student(path.parent.name))
+    refused = refusals(course, assignment)
     for student in students.values():
         path = course / "autograded" / student.name / assignment / f"{NOTEBOOK}.ipynb"
         student.components, student.tests, student.error = read_results(path)
+        if student.name in refused:   # the same judgement course-autograde made: nothing of it was graded
+            student.components, student.tests, student.error = {}, [], refused[student.name]
         if student.score is None and not student.error:
             student.error = "not in the gradebook"
     return sorted(students.values(), key=lambda s: s.name)
+
+
+def refusals(course: Path, assignment: str) -> dict:
+    """{submitted folder name: why it was refused at arrival} (autograder/arrival.py's rules)."""
+    source = course / "source" / assignment / f"{NOTEBOOK}.ipynb"
+    if not (course / "submitted").is_dir() or not source.is_file():
+        return {}
+    source_nb = nbformat.read(source, as_version=4)
+    found = {}
+    for folder in sorted((course / "submitted").glob(f"*/{assignment}")):
+        problem = arrival_problem(folder.parent, assignment, source_nb)
+        if problem:
+            found[folder.parent.name] = f"refused at arrival: {_text(problem)}"
+    return found
 
 
 def summarise(students: list) -> dict:

@@ -12,6 +12,9 @@ from nbgrader import utils
 
 from tinytorch.export import cell_code, export_cells
 
+from .arrival import (Refused, instructor_secrets, instructor_text, read_regular, student_id_problem,
+                      tree_problem)
+
 COMPONENT_CALL = re.compile(r"""assert_component\(\s*["'](\w+)["']""")
 PACKAGE = Path(__file__).resolve().parent.parent / "tinytorch"
 # What student code may import from tinytorch while graded: the stand-in for
@@ -23,12 +26,29 @@ class NotANotebook(ValueError):
     """The file cannot be graded as a notebook; the message says why and what to do."""
 
 
+# nbgrader's own cap on a submitted file (CourseDirectory.max_file_size, 100000 KB).
+MAX_NOTEBOOK_BYTES = 100_000_000
+
+
 def read_submission(path: Path) -> nbformat.NotebookNode:
     """Read and validate a submitted notebook, or raise NotANotebook with a one-line reason."""
+    return load_submission(path)[0]
+
+
+def load_submission(path: Path) -> tuple:
+    """(notebook, the bytes it was read from), or NotANotebook with a one-line reason.
+
+    The file itself must be a regular file, never a link (arrival.read_regular). Any
+    nbformat nbformat can read (v3's worksheets, any 4.x) comes back as v4; a converted
+    notebook says so in ``metadata.orig_nbformat`` (nbformat's own mark).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise NotANotebook(f"{path} does not exist or is not a file")
-    raw = path.read_bytes()
+    try:
+        raw = read_regular(str(path), MAX_NOTEBOOK_BYTES)
+    except FileNotFoundError:
+        raise NotANotebook(f"{path} does not exist") from None
+    except Refused as err:
+        raise NotANotebook(f"refused: {err}; submit the .ipynb file itself") from None
     if not raw.strip():
         raise NotANotebook("the file is empty: re-download the notebook from Jupyter and submit it again")
     try:
@@ -36,7 +56,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise NotANotebook(f"not valid JSON ({err.__class__.__name__} at {getattr(err, 'pos', '?')}): "
                            "the notebook file is damaged; submit the .ipynb saved by Jupyter") from None
-    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
+    if not isinstance(data, dict) or "nbformat" not in data or not ({"cells", "worksheets"} & set(data)):
         raise NotANotebook("valid JSON but not a Jupyter notebook (no 'cells'/'nbformat'): "
                            "submit the .ipynb file, not another file")
     try:
@@ -44,7 +64,7 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
         nbformat.validate(nb)
     except Exception as err:  # nbformat raises several types for malformed notebooks
         raise NotANotebook(f"not a valid notebook: {str(err).splitlines()[0][:200]}") from None
-    return nb
+    return nb, raw
 
 
 def grade_id(cell) -> str | None:
@@ -176,3 +196,28 @@ def public_package(dest: str) -> Path:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(PACKAGE / rel, root / rel)
     return Path(dest)
+
+
+def instructor_content(nb, source_nb) -> str | None:
+    """What of the instructor's notebook (solution, hidden tests) ``nb`` carries, or None."""
+    found = instructor_text((cell.source for cell in nb.cells), instructor_secrets(source_nb))
+    return found and f"it carries the instructor's solution or hidden tests ({found!r})"
+
+
+def arrival_problem(student_dir: Path, assignment: str, source_nb) -> str | None:
+    """Why ``submitted/<student>/`` must not be graded, or None.
+
+    Its name must be a plain student id; it and everything in it must be plain folders
+    and regular files (no link, FIFO, device or hard link); no notebook of ``assignment``
+    may carry the instructor's solution or hidden tests. A notebook that is merely
+    unreadable is not refused here: grading reports it as usual.
+    """
+    problem = student_id_problem(student_dir.name) or tree_problem(str(student_dir))
+    for path in sorted((student_dir / assignment).glob("*.ipynb")) if problem is None else ():
+        try:
+            problem = instructor_content(read_submission(path), source_nb)
+        except NotANotebook:
+            continue
+        if problem:
+            return f"{path.name}: {problem}"
+    return problem

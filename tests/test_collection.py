@@ -74,7 +74,8 @@ def solve(notebook: Path, case: str) -> None:
 
 def grades(course: Path, env: dict) -> dict:
     run([BIN / "nbgrader", "export", "--to", course / "grades.csv"], course, env)
-    return {row["student_id"]: float(row["score"]) for row in csv.DictReader(open(course / "grades.csv"))}
+    with open(course / "grades.csv", newline="") as grades_csv:
+        return {row["student_id"]: float(row["score"]) for row in csv.DictReader(grades_csv)}
 
 
 def autograde_and_feedback(course: Path, env: dict) -> dict:
@@ -120,7 +121,16 @@ def test_exchange_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
         solve(fetched, case)
         run([BIN / "nbgrader", "submit", ASSIGNMENT, *exchange_args, f"--student={student}"], home, student_env)
 
-    run([BIN / "nbgrader", "collect", ASSIGNMENT], course, env)
+    # A hub user may write any folder into inbound (mode 2733): one linking the instructor's notebook
+    # and the reference build (issue 14, finding 1) is refused, and nothing of it reaches submitted/.
+    mallory = exchange / COURSE_ID / "inbound" / f"mallory+{ASSIGNMENT}+2026-11-20 10:00:00.000000 UTC+x"
+    mallory.mkdir()
+    (mallory / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC")
+    os.symlink(course / generate.INSTRUCTOR, mallory / "optimizers.ipynb")
+    os.symlink(ROOT / "autograder" / "solution" / "optimizers.py", mallory / "optimizers.py")
+    collected = run([BIN / "nbgrader", "collect", ASSIGNMENT], course, env)
+    assert "Refused inbound submission 'mallory+" in collected.stdout + collected.stderr
+    assert sorted(p.name for p in (course / "submitted").iterdir()) == sorted(SOLUTIONS)
     for student in SOLUTIONS:
         assert (course / "submitted" / student / ASSIGNMENT / "optimizers.ipynb").is_file()
     feedback = autograde_and_feedback(course, env)
