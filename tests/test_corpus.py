@@ -86,6 +86,8 @@ def test_sandboxed_grading_agrees(name, notebooks, monkeypatch):
     sandboxed = run_hidden_checks(source, corpus.notebook(entry, student, source),
                                   **({"check_seconds": 1.0} if entry.sandboxed_only else {}))
     assert problems(entry, sandboxed) == []
+    if entry.sandboxed_only:        # it hangs, exits or writes files: the trusted process must not run it
+        return
     in_process = grade_in_process(entry, notebooks)
     assert {c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in sandboxed.items()} == \
         {c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in in_process.items()}
