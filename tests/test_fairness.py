@@ -180,3 +180,13 @@ def test_a_forged_marker_names_nothing(notebooks):
         assert "<script>" not in message
         assert message.endswith("Not graded: the Adam checks ended before reporting (exit code 3): "
                                 "does your code exit the process?")
+
+
+def test_adamws_runs_of_adam_come_after_everything_adamw_is_scored_on():
+    """The probe saves each check as it ends: Adam's code, run for the "inherited" diagnosis, runs last."""
+    ids = [c["id"] for c in checks.probe_spec("AdamW")["checks"]]
+    scored = [c.id for c in checks.checks_for("AdamW")]
+    first_adam = next(n for n, i in enumerate(ids) if i.startswith("sig-adam-"))
+    assert ids[:len(scored)] == scored
+    assert all(i.startswith("sig-adam-") for i in ids[first_adam:])
+    assert any(i.startswith("sig-adamw-") for i in ids[len(scored):first_adam])
