@@ -394,7 +394,9 @@ def diagnose_all(check: Check, got: list, reference: dict, found: dict) -> list:
     return named or list(found)
 
 
-def judge_component(component: str, flat: dict, reference: dict) -> list:
+def judge_component(component: str, flat: dict, reference: dict, lost: Optional[dict] = None) -> list:
+    """Every check of ``component`` judged from ``flat``; a check in ``lost`` (check id -> why its
+    probe process was killed or never ran it) fails with that reason, the others are judged as usual."""
     from .signatures import fired
 
     problems = str(flat.get(PROBLEMS, ""))
@@ -402,7 +404,15 @@ def judge_component(component: str, flat: dict, reference: dict) -> list:
     # probe: it still fails its checks, but naming a misconception from it would be a guess.
     forged = any(key.endswith(f"|{UNEXPECTED}") for key in flat)
     found = {} if forged else fired(flat, component)
-    return [judge(c, observations_of(flat, c.id), reference, problems, found, forged) for c in checks_for(component)]
+    lost = lost or {}
+    return [lost_check(c, lost[c.id]) if c.id in lost else
+            judge(c, observations_of(flat, c.id), reference, problems, found, forged) for c in checks_for(component)]
+
+
+def lost_check(check: Check, why: str) -> CheckResult:
+    """Zero for a check whose probe process was killed while it ran (or that the time budget left unrun)."""
+    return CheckResult(check.id, check.component, 0.0, check.points, None,
+                       f"failed: {check.what}. {why[0].upper() + why[1:]}")
 
 
 def failed_component(component: str, reason: str) -> list:

@@ -9,7 +9,9 @@ swaps one line of a template, so each bug appears in each style that can hold it
 Notebook habits around style ``a``: ``magic`` (IPython magics, shell and help lines
 in exercise and added cells), ``edited-given`` (an import added to the given import
 cell), ``added-import`` and ``stray-grade-id`` (an exercise's grade id on a cell
-nbgrader does not grade).
+nbgrader does not grade). ``fault_entries`` put a hang, an ``os._exit`` or a memory blow-up in
+one method of each component; ``helper_file_entries`` import a helper module the notebook wrote
+with ``%%writefile``/``%%file``. Both run only sandboxed (``sandboxed_only``).
 
 ``entries()`` lists ``Entry(name, cells, added, bugs, inherited)``: ``cells``
 {grade id: code}, ``added`` code cells placed before the Optimizer cell,
@@ -423,6 +425,8 @@ class Entry:
     inherited: tuple = ()                           # Adam slugs AdamW's table marks as inherited
     given: dict = field(default_factory=dict)       # given cell id -> lines the student appended to it
     after: dict = field(default_factory=dict)       # grade id -> [(code, nbgrader metadata)] inserted after it
+    scores: dict = field(default_factory=dict)      # component -> exact score, for faults no slug names
+    sandboxed_only: bool = False                    # hangs, exits, files: only a sandboxed probe runs it
 
 
 def style_a(opt=None, sgd=None, adam=None, adamw=None, adamw_own=False, adamw_own_bug=None) -> tuple:
@@ -516,10 +520,76 @@ def entries() -> list:
                      given={GIVEN_IMPORTS: "import copy\n"}))
     out.append(Entry("correct-added-import", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)), ["import copy\n"]))
     out.append(Entry("correct-stray-grade-id", cells, after={"sgd": [NOT_A_GRADE_CELL]}))
-    return out
+    from .checks import catalog
+
+    return out + fault_entries({c.id: c.points for c in catalog()}) + helper_file_entries()
 
 
 GIVEN_IMPORTS = "cell-02"      # the notebook's given import cell (``#| export`` imports)
+
+# -- faults that kill or stop the probe process, and helpers the kernel made files of -------------
+
+# A fault as the statement(s) that replace a method's first line, at indentation {i}: the probe
+# process hangs, exits, or fills its address space (``np.empty`` reserves without touching memory).
+FAULTS = {"hang": "while True:\n{i}    pass\n{i}",
+          "exit": "import os\n{i}os._exit(3)\n{i}",
+          "memory": "hog = []\n{i}while True:\n{i}    hog.append(np.empty(10**8))\n{i}"}
+# Where each component's fault goes in style a (AdamW in its own-step style): a method that one
+# scored check calls, and what that check is worth. Adam and AdamW fault only on a None gradient.
+FAULT_SITES = {
+    "Optimizer": ("optimizer", "    def zero_grad(self):\n        ", 8, "optimizer-zero-grad"),
+    "SGD": ("sgd", "    def get_momentum_state(self):\n        ", 8, "sgd-checkpoint"),
+    "Adam": ("adam", "            if p.grad is None:\n                ", 16, "adam-none-grad-untouched"),
+    "AdamW": ("adamw", "            if p.grad is None:\n                ", 16, "adamw-defaults-rules"),
+}
+
+
+def with_fault(cells: dict, component: str, fault: str) -> dict:
+    """``cells`` with ``fault`` at the start of the component's faulty method (``FAULT_SITES``)."""
+    gid, anchor, indent, _ = FAULT_SITES[component]
+    assert anchor in cells[gid], (component, anchor)
+    return dict(cells, **{gid: cells[gid].replace(anchor, anchor + FAULTS[fault].format(i=" " * indent), 1)})
+
+
+def fault_entries(points: dict) -> list:
+    """Each fault in each component: only the check calling the faulty method loses its points.
+
+    ``points`` {check id: points}; the AdamW is self-contained, so an Adam fault costs AdamW nothing.
+    """
+    out = []
+    full = {"Optimizer": 10.0, "SGD": 30.0, "Adam": 30.0, "AdamW": 30.0}
+    for component, (_, _, _, check) in FAULT_SITES.items():
+        for fault in FAULTS:
+            cells, added = style_a(adamw_own=True)
+            out.append(Entry(f"fault-{fault}-{component.lower()}", with_fault(cells, component, fault), added,
+                             scores=dict(full, **{component: full[component] - points[check]}),
+                             sandboxed_only=True))
+    cells, added = style_a()
+    out.append(Entry("fault-hang-adam-inherited", with_fault(cells, "Adam", "hang"), added,
+                     scores=dict(full, Adam=full["Adam"] - points["adam-none-grad-untouched"],
+                                 AdamW=full["AdamW"] - points["adamw-defaults-rules"]), sandboxed_only=True))
+    return out
+
+
+ADAM_MATH = "def bias_correction(beta, t):\n    return 1 - beta ** t\n"
+ADAM_WITH_HELPER = {"C1": "bias_correction(self.beta1, t)", "C2": "bias_correction(self.beta2, t)"}
+
+
+def helper_file_entries() -> list:
+    """Correct code whose Adam imports a helper the notebook wrote: %%writefile, %%file -a, %run."""
+    cells, _ = style_a()
+    adam = "from adam_math import bias_correction\n" + fill(ADAM_A, ADAM_A_OK, ADAM_WITH_HELPER)
+    run_adam = "%run adam_math.py\n" + fill(ADAM_A, ADAM_A_OK, ADAM_WITH_HELPER)
+    first, second = ADAM_MATH.split("    return")
+    return [
+        Entry("correct-writefile-helper", dict(cells, adam=adam), ["%%writefile adam_math.py\n" + ADAM_MATH],
+              sandboxed_only=True),
+        Entry("correct-file-append-helper", dict(cells, adam=adam),
+              ["%%file adam_math.py\n" + first, "%%file -a adam_math.py\n    return" + second],
+              sandboxed_only=True),
+        Entry("correct-run-helper", dict(cells, adam=run_adam), ["%%writefile adam_math.py\n" + ADAM_MATH],
+              sandboxed_only=True),
+    ]
 
 
 def notebook(entry: Entry, student_nb, source_nb):

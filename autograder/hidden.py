@@ -9,19 +9,26 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
 
-from . import reference, sandbox, tempdirs
+from . import interruptions, reference, sandbox, tempdirs
 from .checks import COMPONENTS, failed_component, judge_component, probe_spec
-from .probe_output import InvalidOutput, read_results
+from .probe import DONE, PROBLEMS, RUNNING, TIMED_OUT, WATCHDOG
+from .probe_output import InvalidOutput, read_regular_file, read_results
 from .submission import graded_code, public_package
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
-PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=30.0,
+# ``wall_seconds`` is a component's time budget: all its sandboxes together (one, unless one is killed).
+PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=60.0,
                               processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024,
                               disk_bytes=64 * 1024**2)
+CHECK_SECONDS = 5.0       # one cell or one check (the reference takes milliseconds) before the probe's watchdog kills it
+MIN_ATTEMPT_SECONDS = 1.0  # a fresh sandbox is not started with less of the budget left
 
 
 @lru_cache(maxsize=1)
@@ -38,36 +45,111 @@ def runtime_dir() -> Path:
     return runtime
 
 
-def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS) -> tuple:
-    """(flat observations, None) or (None, why the probe gave no observations)."""
+@dataclass
+class Probed:
+    """What one component's probe runs gave: observations, and why each lost check (or the whole probe) failed."""
+    flat: dict = field(default_factory=dict)
+    lost: dict = field(default_factory=dict)     # check id -> message, for checks a kill or the budget ended
+    failure: Optional[str] = None                # the component gets 0 with this reason (no usable results)
+
+
+def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS,
+                    check_seconds: float = CHECK_SECONDS) -> Probed:
+    """Run the component's checks: one sandbox, and a fresh one for the rest after each kill.
+
+    Each attempt ends at least one check (the one running when it was killed) or skips one
+    cell that hung, else the rest fail with the attempt's reason; every attempt's wall time is
+    what is left of ``limits.wall_seconds``, so the whole component takes at most that (plus
+    one sandbox teardown).
+    """
+    checks = probe_spec(component)["checks"]
+    pending, skip_cells, probed = [c["id"] for c in checks], [], Probed()
+    deadline = time.monotonic() + limits.wall_seconds
+    while pending:
+        left = deadline - time.monotonic()
+        if left < MIN_ATTEMPT_SECONDS:
+            probed.lost.update({c: interruptions.budget_message(component, limits.wall_seconds) for c in pending})
+            break
+        spec = {"checks": [c for c in checks if c["id"] in pending], "check_seconds": check_seconds,
+                "skip_cells": skip_cells}
+        run = _attempt(cells, component, spec, replace(limits, wall_seconds=left))
+        if run.invalid or (not run.flat and run.running is None and not probed.flat):
+            probed.failure = run.invalid or run.how      # nothing usable at all: the component's old failure
+            break
+        done = {key.split("|", 1)[0] for key in run.flat} & set(pending)
+        probed.flat.update({k: v for k, v in run.flat.items() if k.split("|", 1)[0] in done or k == PROBLEMS})
+        pending = [c for c in pending if c not in done]
+        running = run.running
+        if isinstance(running, interruptions.Running) and running.cell is not None and running.cell not in skip_cells:
+            skip_cells.append(running.cell)             # a hanging cell: the next sandbox defines the others
+        elif isinstance(running, interruptions.Running) and running.check in pending:
+            scenario = next(c for c in checks if c["id"] == running.check)["scenarios"][running.scenario - 1]
+            probed.lost[running.check] = interruptions.lost_check_message(running, run.how, scenario)
+            pending.remove(running.check)
+        elif running == DONE or not done:               # finished, or no progress: what is left cannot run
+            probed.lost.update({c: f"not graded: {run.how}" for c in pending} if running != DONE else {})
+            break
+    return probed
+
+
+@dataclass
+class Attempt:
+    """One sandboxed probe run: its observations, the marker it left, how it ended."""
+    flat: dict
+    running: object = None      # interruptions.parse_marker's answer
+    how: str = ""
+    invalid: Optional[str] = None
+
+
+def _attempt(cells: list, component: str, spec: dict, limits: sandbox.Limits) -> Attempt:
     runtime = runtime_dir()
     with tempdirs.capped_dir(f"probe-{component}-", limits.disk_bytes) as scratch:
         (scratch / "cells.json").write_text(json.dumps(cells))
-        (scratch / "spec.json").write_text(json.dumps(probe_spec(component)))
+        (scratch / "spec.json").write_text(json.dumps(spec))
         result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],
                              scratch, limits, ro_paths=[runtime], env={"PYTHONPATH": str(runtime)})
-        if result.killed_reason:
-            return None, f"the {component} checks were stopped: {result.killed_reason}"
+        marker, timed_out = _small_text(scratch, RUNNING), _small_text(scratch, WATCHDOG) == TIMED_OUT
         try:
-            return read_results(scratch, "out.npz", component), None
+            flat = read_results(scratch, "out.npz", component)
         except FileNotFoundError:
-            code = "killed" if result.returncode is None else f"exit code {result.returncode}"
-            return None, f"the {component} checks ended before reporting ({code}): does your code exit the process?"
+            flat = {}
         except InvalidOutput as err:  # written by the student's process: its loss, never a crash
-            return None, f"the {component} checks reported an invalid results file ({err})"
+            return Attempt({}, invalid=f"the {component} checks reported an invalid results file ({err})")
+    running = interruptions.parse_marker(marker, component, spec["checks"], len(cells))
+    if running == DONE and result.returncode == 0:
+        return Attempt(flat, running)
+    if running == DONE:
+        running = None                                  # "done" but the process did not end cleanly
+    if isinstance(running, interruptions.Running):
+        how = interruptions.how(result.returncode, timed_out, result.killed_reason, spec["check_seconds"],
+                                limits.wall_seconds, component)
+    elif result.killed_reason:
+        how = f"the {component} checks were stopped: {result.killed_reason}"
+    else:
+        code = "killed" if result.returncode is None else f"exit code {result.returncode}"
+        how = f"the {component} checks ended before reporting ({code}): does your code exit the process?"
+    return Attempt(flat, running, how)
 
 
-def run_hidden_checks(source_nb, student_nb, components=COMPONENTS) -> dict:
+def _small_text(scratch: Path, name: str) -> str:
+    """A marker file's text, or "" when it is absent or not a small regular UTF-8 file (it is hostile data)."""
+    try:
+        return read_regular_file(scratch, name, 4096).decode("utf-8")
+    except (FileNotFoundError, InvalidOutput, UnicodeDecodeError):
+        return ""
+
+
+def run_hidden_checks(source_nb, student_nb, components=COMPONENTS, limits: sandbox.Limits = PROBE_LIMITS,
+                      check_seconds: float = CHECK_SECONDS) -> dict:
     """{component: [CheckResult]} for a submission, every component probed in parallel."""
     cells = graded_code(source_nb, student_nb)
     ref = reference.load()
     with ThreadPoolExecutor(max_workers=len(components)) as pool:
-        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c), components)))
-    results = {}
-    for component, (flat, reason) in probes.items():
-        results[component] = (judge_component(component, flat, ref) if flat is not None
-                              else failed_component(component, reason))
-    return results
+        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c, limits, check_seconds),
+                                               components)))
+    return {component: (judge_component(component, probed.flat, ref, probed.lost) if probed.failure is None
+                        else failed_component(component, probed.failure))
+            for component, probed in probes.items()}
 
 
 def sandbox_mode() -> str:

@@ -162,12 +162,21 @@ NOISY = '''        import sys, warnings
 '''
 
 
+def never_steps(component: str) -> float:
+    """Points of the component's checks that only construct the optimizer (validation): a probe
+    killed in step() keeps them, each check after a kill runs in a fresh sandbox."""
+    from .checks import checks_for
+
+    return float(sum(c.points for c in checks_for(component) if all(s["kind"] == "validation" for s in c.scenarios)))
+
+
 def cases(root: Path = ROOT) -> list:
     """[(name, edits, twin, fixed)]: ``edits`` {cell id: code -> code} make the submission.
 
     Expected grades come from judging ``twin`` in this process: the same code without
     its attack (hostile code never runs here; None means the submission itself), then
-    ``fixed`` sets components whose probe is killed (os._exit, an endless loop) to 0.
+    ``fixed`` sets the score of components whose probe is killed (os._exit, an endless loop)
+    in step(): a kill costs only the checks that step, so what is left is ``never_steps``.
     """
     out = [
         ("correct-reference", {}, None, {}),
@@ -201,10 +210,10 @@ def cases(root: Path = ROOT) -> list:
         ("hostile-read-course-files", attack("SGD", _read_attack(root)), {}, {}),
         ("hostile-write-gradebook", attack("SGD", _write_attack(root)), {}, {}),
         ("hostile-os-exit-adamw", attack("AdamW", "        import os\n        os._exit(0)\n", "apply_update"),
-         {}, {"AdamW": 0.0}),
+         {}, {"AdamW": never_steps("AdamW")}),
         ("hostile-infinite-loop-sgd", attack("SGD", "        while True:\n            try:\n                pass\n"
                                                     "            except BaseException:\n                pass\n"),
-         {}, {"SGD": 0.0}),
+         {}, {"SGD": never_steps("SGD")}),
         ("hostile-huge-allocation", attack("Adam", "        self._hog = bytearray(6 * 1024**3)\n"),
          attack("Adam", "        raise MemoryError()\n"), {}),
         ("hostile-output-flood", attack("SGD", FLOOD), {}, {}),

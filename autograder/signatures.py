@@ -11,7 +11,8 @@ trusted grader. ``SIGNATURES`` lists each slug's predicates per component;
 
 Adam's moment code is inherited by AdamW, so AdamW's probe runs Adam's moment
 scenarios on both classes: a slug that fires on AdamW and on Adam is named in
-AdamW's table as inherited from Adam.
+AdamW's table as inherited from Adam. Those runs of the other class come last in
+the probe (``probe_checks``), after everything AdamW is scored on.
 """
 from __future__ import annotations
 
@@ -109,9 +110,14 @@ def check_id(cls: str, name: str) -> str:
 
 
 def probe_checks(component: str) -> list:
-    """Pseudo-checks for the probe spec: no points, only observations."""
-    return [{"id": check_id(cls, name), "scenarios": [scenario]}
-            for (cls, name), scenario in _scenarios(component).items()]
+    """Pseudo-checks for the probe spec: no points, only observations.
+
+    The component's own class first, another class's runs (AdamW's probe running Adam, for the
+    "inherited" diagnosis) last: the probe saves each check as it ends, so another class that
+    hangs or exits is reached only after every scored check and own signature is saved.
+    """
+    runs = sorted(_scenarios(component).items(), key=lambda item: item[0][0] != component)
+    return [{"id": check_id(cls, name), "scenarios": [scenario]} for (cls, name), scenario in runs]
 
 
 # -- reading observations ------------------------------------------------------------------------

@@ -435,7 +435,8 @@ def probe_sgd(top_level: str, timeout: float = 120.0) -> tuple:
     thread.start()
     thread.join(timeout)
     assert not thread.is_alive(), "grading blocked on the probe's results"
-    return outcome["r"]
+    probed = outcome["r"]
+    return (None, probed.failure) if probed.failure else (probed.flat, None)
 
 
 def sandboxed():
