@@ -87,8 +87,6 @@ BAD_COMMON = [{"lr": -0.01}, {"lr": INF}, {"lr": NAN}, {"weight_decay": -0.1}, {
               {"weight_decay": INF}]
 BAD_ADAM = BAD_COMMON + [{"betas": [1.0, 0.999]}, {"betas": [0.9, -0.5]}, {"betas": [NAN, 0.999]},
                          {"betas": [0.9, INF]}, {"betas": [0.9]}, {"eps": -1e-8}, {"eps": NAN}, {"eps": INF}]
-# the same parameter twice (p0 listed again after p1) with valid hyperparameters
-DUPLICATE = {"kind": "validation", "params": [0, 1, 0], "bad": [{}]}
 SGD_STATE = ("momentum_buffers",)
 ADAM_STATE = ("m_buffers", "v_buffers")
 
@@ -135,10 +133,10 @@ def catalog() -> list:
               [_memory("SGD", {"lr": 0.01}, SGD_STATE, before=True),
                _memory("SGD", {"lr": 0.01, "momentum": 0.9}, SGD_STATE, before=True),
                _promoting(_memory("SGD", {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.1}, SGD_STATE))]),
-        Check("sgd-validation", "SGD", 3, "invalid hyperparameters (negative, NaN, inf) and a parameter "
-              "listed twice raise ValueError",
-              [_validation("SGD", BAD_COMMON + [{"momentum": -0.5}, {"momentum": 1.0}, {"momentum": NAN}]),
-               {**DUPLICATE, "cls": "SGD"}]),
+        # A parameter listed twice is Optimizer.__init__'s to reject (optimizer-interface): one missing
+        # line there must not cost every subclass's validation check as well.
+        Check("sgd-validation", "SGD", 3, "invalid hyperparameters (negative, NaN, inf) raise ValueError",
+              [_validation("SGD", BAD_COMMON + [{"momentum": -0.5}, {"momentum": 1.0}, {"momentum": NAN}])]),
 
         Check("adam-small-gradients", "Adam", 6, "default betas on gradients near 1e-4, several steps",
               [_traj("Adam", {"lr": 0.01}, 20, 5, 1e-4, state=ADAM_STATE)]),
@@ -159,8 +157,8 @@ def catalog() -> list:
               "float64 gradients and a NumPy lr)",
               [_memory("Adam", {}, ADAM_STATE), _promoting(_memory("Adam", {"weight_decay": 0.1}, ADAM_STATE))]),
         Check("adam-validation", "Adam", 3, "invalid hyperparameters (negative, NaN, inf, betas outside "
-              "[0, 1)) and a parameter listed twice raise ValueError",
-              [_validation("Adam", BAD_ADAM), {**DUPLICATE, "cls": "Adam"}]),
+              "[0, 1)) raise ValueError",
+              [_validation("Adam", BAD_ADAM)]),
 
         Check("adamw-decoupled-decay", "AdamW", 12, "decoupled weight decay with lr*weight_decay >= 0.05, "
               "non-default betas, lr changed between steps",
@@ -181,8 +179,8 @@ def catalog() -> list:
               "float64 gradients and a NumPy lr)",
               [_memory("AdamW", {}, ADAM_STATE), _promoting(_memory("AdamW", {}, ADAM_STATE))]),
         Check("adamw-validation", "AdamW", 4, "invalid hyperparameters (negative, NaN, inf, betas outside "
-              "[0, 1)) and a parameter listed twice raise ValueError",
-              [_validation("AdamW", BAD_ADAM), {**DUPLICATE, "cls": "AdamW"}]),
+              "[0, 1)) raise ValueError",
+              [_validation("AdamW", BAD_ADAM)]),
     ]
 
 
@@ -330,7 +328,7 @@ LOOK_AT = {   # what to look at when a check fails and no misconception fits, by
     "checkpoint": "get_momentum_state()/set_momentum_state(): copies out, copies in, ValueError on a mismatch",
     "memory": "which arrays your optimizer keeps, and their dtype (float32 like the parameters)",
     "validation": "__init__: raise ValueError for each invalid hyperparameter (NaN and inf too: NaN < 0 is "
-                  "False) and for a parameter listed twice",
+                  "False)",
     "defaults": "the default hyperparameters in __init__'s signature",
 }
 _CRASH = re.compile(r"^\[(\d+)\] (?:step (\d+): (step\(\))|(constructing the optimizer|running the scenario))$")

@@ -180,14 +180,14 @@ def test_a_float64_promoting_update_fails_memory_dtype_and_is_named(text):
     assert failing == {"sgd-memory-dtype": ["state-dtype"]}
 
 
-def test_the_same_parameter_twice_costs_the_interface_and_validation_checks(text):
+def test_the_same_parameter_twice_costs_the_interface_check_only(text):
+    """Optimizer.__init__ accepting a duplicate is one bug: the subclasses that inherit it lose nothing more."""
     accepting = text.replace("            if id(param) in seen:", "            if False:")
     assert accepting != text
     lost = {c: [r.id for r in judged(accepting, c) if r.score < r.max_score] for c in checks.COMPONENTS}
-    assert lost == {"Optimizer": ["optimizer-interface"], "SGD": ["sgd-validation"], "Adam": ["adam-validation"],
-                    "AdamW": ["adamw-validation"]}
-    message = next(r.message for r in judged(accepting, "SGD") if r.id == "sgd-validation")
-    assert "SGD(params=[p0, p1, p0])" in message and "listed twice" in message
+    assert lost == {"Optimizer": ["optimizer-interface"], "SGD": [], "Adam": [], "AdamW": []}
+    message = next(r.message for r in judged(accepting, "Optimizer") if r.id == "optimizer-interface")
+    assert "twice" in message
 
 
 @pytest.mark.parametrize("name", ["lr", "weight_decay", "eps"])
