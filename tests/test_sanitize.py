@@ -31,7 +31,7 @@ from nbformat.warnings import DuplicateCellId
 import hostile_pages as hp
 from autograder.checks import CheckResult
 from autograder.feedback import report_data
-from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown
+from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
 
 
 def sanitized(nb):
@@ -186,12 +186,12 @@ def test_report_html_keeps_its_structure():
     report = report_data("Adam", [CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
                                   CheckResult("adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>",
                                               ["eps-inside-sqrt"])], 5, 10)
-    cleaned = clean_html(report["text/html"])
+    cleaned = own_html(report["text/html"])          # the grader's own output keeps the report's classes
     for fragment in ("<div class=\"autograder-report\">", "<table class=\"autograder-checks\">", "<th>check</th>",
                      "<code>adam-eps</code>", "<b>Hidden checks for Adam: 5 / 10 points</b>", "eps-inside-sqrt",
                      "First difference at &lt;step 2&gt;", "<b>What to fix:</b>"):
         assert fragment in cleaned, fragment
-    extra = clean_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
+    extra = own_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
                        "</p><ul><li><span class='autograder-fix'>fix</span></li></ul></details>"
                        "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>b</td></tr></tbody></table>")
     for fragment in ("<details class=\"autograder-why\">", "<summary>Why</summary>", "<em>e</em>",
@@ -202,7 +202,7 @@ def test_report_html_keeps_its_structure():
 def test_page_classes_and_layout_styles_are_not_borrowed():
     cleaned = clean_html('<div class="modal fixed-top autograder-x" style="position:fixed;color:red;'
                          'background-image:url(https://t.example/x)" id="notebook">x</div>')
-    assert 'class="autograder-x"' in cleaned and "modal" not in cleaned and "position" not in cleaned
+    assert "class=" not in cleaned and "modal" not in cleaned and "position" not in cleaned
     assert "url(" not in cleaned and 'id="notebook"' not in cleaned
 
 
