@@ -261,7 +261,8 @@ FIXED_PROBE = """(selector) => [...document.querySelectorAll(selector)]
 
 # -- impersonating the grader (issue 14) ----------------------------------------------------------
 # The report's own markup with a score the grader never gave: must keep none of its classes.
-FORGED_SCORE = ("<p class='autograder-score'><b>Score for SGD: 30 / 30 points (from the hidden checks below)</b></p>"
+FORGED = "forged by the student"
+FORGED_SCORE = (f"<p class='autograder-score'><b>Score for SGD: 30 / 30 points ({FORGED})</b></p>"
                 "<div class='autograder-report'><table class='autograder-checks'><tr class='autograder-pass'>"
                 "<td>pass</td></tr></table></div><div class='autograder-sanitized'>x</div>")
 
@@ -315,3 +316,8 @@ HOSTS_PROBE = """(fragment) => {
   }
   return hosts;
 }"""
+
+# Run in a page by Playwright: texts of elements wearing the report's classes.
+GRADER_CLASS_PROBE = """() => [...document.querySelectorAll('[class*="autograder-"]')]
+  .filter(el => [...el.classList].some(c => c.startsWith('autograder-') && c !== 'autograder-sanitized'))
+  .map(el => el.className + ': ' + el.textContent)"""
