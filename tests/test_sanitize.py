@@ -491,13 +491,14 @@ class Formgrader:
             env[name] = str(home / name.lower())
         self.log_path = home / "server.log"
         home.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
-             # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
-             "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            cwd=course, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log_path.open("w") as log:                    # the server keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
+                 # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
+                 "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
+                 *(["--allow-root"] if os.geteuid() == 0 else [])],
+                cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
