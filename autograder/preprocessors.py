@@ -250,7 +250,8 @@ class HiddenChecks(NbGraderPreprocessor):
             summary["tests"].extend(r.as_dict() for r in checks)
             # The score first (nbgrader reads the first execute_result, before any error the visible
             # tests printed), then the student's visible-test output, then the hidden-check report.
-            score, report = score_data(component, earned, points[gid]), report_data(component, checks, earned, points[gid])
+            score = score_data(component, earned, points[gid])
+            report = report_data(component, checks, earned, points[gid])
             summary["own_outputs"][gid] = [page_digest(score["text/html"]), page_digest(report["text/html"])]
             cell.outputs = [new_output("execute_result", data=score, execution_count=None),
                             *cell.get("outputs", []),

@@ -415,7 +415,8 @@ class SanitizeSubmission(NbGraderPreprocessor):
                 del cell.metadata["nbgrader"]
                 grading = None
             if isinstance(grading, dict) and isinstance(grading.get("comment"), str):
-                grading["comment"] = clean_markdown(grading["comment"], allowance=allowance)   # shown as markdown in feedback
+                # shown as markdown in feedback
+                grading["comment"] = clean_markdown(grading["comment"], allowance=allowance)
             if cell.cell_type == "code":
                 mine = own.get(grading.get("grade_id")) if isinstance(grading, dict) else None
                 cell.outputs = [kept for output in cell.get("outputs", [])

@@ -557,7 +557,7 @@ def test_formgrader_serves_another_student_while_the_whitespace_cell_renders(cou
             page.evaluate("url => { window.slow = fetch(url).then(r => r.text()); }",
                           server.url(f"/formgrader/submissions/{ids[RENDER_ONLY]}/"))
             page.wait_for_timeout(500)                                # let that request reach the server first
-            other = page.context.new_page()
+            other = page.context.browser.new_page()                  # a second user, its own context
             other.set_default_timeout(120_000)                        # hang guard: was > 300 s before the budget
             seen = visit(other, server.url(f"/formgrader/submissions/{ids[GRADED]}/"))
             assert seen["title"] == "optimizers" and "Hidden checks for SGD" in seen["text"]
