@@ -5,7 +5,9 @@ td, code, b, em, p, div, ul, li) with ``autograder-*`` classes, no style attribu
 element (the sanitizer would drop them): the feedback page's stylesheet lays them out,
 ``feedback.css``, added to the page by ``ReportCSS`` (JupyterLab pads tables itself);
 and every piece of text is escaped, messages included. Explanations come verbatim from
-MISCONCEPTIONS.md through ``misconceptions.EXPLANATIONS``.
+MISCONCEPTIONS.md through ``misconceptions.EXPLANATIONS``. Pages keep the ``autograder-*``
+classes only on these outputs as HiddenChecks wrote them (it records their digests,
+``sanitize.page_digest``); on anything a student wrote they are dropped.
 """
 from __future__ import annotations
 

@@ -69,6 +69,12 @@ c.Autograde.autograde_preprocessors = [
 # and every HTMLExporter this config reaches, which includes the formgrader's submission view.
 c.GenerateFeedback.preprocessors = [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor, ReportCSS]  # + report CSS
 c.HTMLExporter.preprocessors = [SanitizeSubmission]
+# Rendering cost linear in a submission's size (autograder/page_render.py): code is highlighted
+# within a budget and with the course's lexers only, markdown parsed within a budget; the
+# formgrader renders synchronously, so one slow cell would block every request.
+c.HTMLExporter.filters = {"highlight_code": "autograder.page_render.highlight_code",
+                          "markdown2html": "autograder.page_render.markdown2html",
+                          "strip_files_prefix": "autograder.page_render.strip_files_prefix"}
 c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back (OverwriteReleasedCells too)
 c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
 c.SandboxedExecute.timeout = 60                  # seconds per cell

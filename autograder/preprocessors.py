@@ -28,6 +28,7 @@ from . import sandbox, tempdirs
 from .checks import COMPONENTS
 from .feedback import report_data, score_data
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
+from .sanitize import page_digest
 from .submission import component_cells, grade_id, grade_points
 
 RESULTS_KEY = "autograder"          # notebook metadata key holding the per-check results
@@ -236,7 +237,8 @@ class HiddenChecks(NbGraderPreprocessor):
         cells = component_cells(source)
         components = [c for c in COMPONENTS if c in cells.values()]
         results = run_hidden_checks(source, nb, components)
-        summary = {"sandbox": sandbox_mode(), "components": {}, "tests": []}
+        # own_outputs: what pages may show with the report's classes (sanitize.own_outputs)
+        summary = {"sandbox": sandbox_mode(), "components": {}, "tests": [], "own_outputs": {}}
         for cell in nb.cells:
             gid = grade_id(cell)
             if gid not in cells or cell.cell_type != "code":
@@ -249,10 +251,12 @@ class HiddenChecks(NbGraderPreprocessor):
             summary["tests"].extend(r.as_dict() for r in checks)
             # The score first (nbgrader reads the first execute_result, before any error the visible
             # tests printed), then the student's visible-test output, then the hidden-check report.
-            cell.outputs = [new_output("execute_result", data=score_data(component, earned, points[gid]),
-                                       execution_count=None),
+            score = score_data(component, earned, points[gid])
+            report = report_data(component, checks, earned, points[gid])
+            summary["own_outputs"][gid] = [page_digest(score["text/html"]), page_digest(report["text/html"])]
+            cell.outputs = [new_output("execute_result", data=score, execution_count=None),
                             *cell.get("outputs", []),
-                            new_output("display_data", data=report_data(component, checks, earned, points[gid]))]
+                            new_output("display_data", data=report)]
         nb.metadata[RESULTS_KEY] = summary
         return nb, resources
 

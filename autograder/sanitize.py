@@ -21,16 +21,19 @@ feedback or the formgrader renders it (see nbgrader_config.py).
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import re
-from urllib.parse import urlsplit
+from functools import partial
 
 import nh3
-from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
+from nbconvert.filters.markdown_mistune import InvalidNotebook, MarkdownWithMath
 from nbformat.corpus.words import generate_corpus_id
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
+
+from .page_render import MARKDOWN_CHARS, MARKDOWN_LINES, PAGE_MARKDOWN_CHARS, Allowance, render_markdown, within
 
 RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
@@ -62,8 +65,13 @@ STYLE_PROPERTIES = {"color", "background-color", "font-weight", "font-style", "f
 URL_ATTRIBUTES = {"href", "src", "xlink:href", "cite", "action", "formaction", "background", "poster", "data"}
 LINK_SCHEMES = {"http", "https", "mailto"}
 # Classes the page's own CSS gives meaning to (bootstrap's "modal", "fixed-top", ...) could
-# dress student HTML as grader UI; only our report's classes and code highlighting pass.
-CLASS_TOKEN = re.compile(r"autograder-[A-Za-z0-9_-]+|highlight|anchor-link|[a-z]{1,3}[0-9]?")
+# dress student HTML as grader UI; only code highlighting passes. Our report's autograder-*
+# classes pass only in the grader's own outputs (``own_outputs`` below), never in a student's.
+CLASS_TOKEN = re.compile(r"highlight|anchor-link|[a-z]{1,3}[0-9]?")
+OWN_CLASS_TOKEN = re.compile(rf"autograder-[A-Za-z0-9_-]+|{CLASS_TOKEN.pattern}")
+# Text a page escapes (streams, tracebacks, text/plain, text/latex) is cut beyond this many
+# characters: nbconvert's ANSI colouring and the page's HTML parser cost ~7 us a character.
+OUTPUT_CHARS = 100_000
 DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
 # The templates put some metadata into attributes unescaped or space-split: tags become
 # class="celltag_<tag>", a cell id becomes id="cell-id=<id>", the language becomes
@@ -78,40 +86,84 @@ LANGUAGE_INFO_FIELDS = {"name": TOKEN, "pygments_lexer": TOKEN, "nbconvert_expor
 KERNELSPEC_FIELDS = {"name": TOKEN, "language": TOKEN, "display_name": re.compile(r"[\w .()+-]{1,64}")}
 
 
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
 def _safe_url(value: str, *, image: bool = False) -> bool:
-    """http(s)/mailto, relative, or (for images) an inline raster; judged after browsers' URL clean-up."""
+    """http(s)/mailto, relative to the page's own host, or (for images) an inline raster.
+
+    Judged as the WHATWG URL parser reads it against an http(s) page: tabs and newlines
+    anywhere and C0 controls/spaces at the ends are dropped (we drop every control and
+    space: stricter), then a relative URL that starts with two slashes, ``/`` and ``\\``
+    alike (a backslash is a slash in special schemes), names another host: refused.
+    Percent-encoded slashes are no slashes to the parser (``/%2F/x`` stays on the host).
+    """
     squeezed = re.sub(r"[\x00-\x20\x7f]+", "", html.unescape(value))
     if image and DATA_IMAGE.fullmatch(value.strip()):
         return True
-    scheme = urlsplit(squeezed).scheme.lower() if ":" in squeezed else ""
-    return scheme in LINK_SCHEMES or (scheme == "" and not squeezed.lower().startswith(("//", "\\\\")))
+    scheme = SCHEME.match(squeezed)
+    if scheme:
+        return scheme.group(1).lower() in LINK_SCHEMES
+    return not (len(squeezed) >= 2 and squeezed[0] in "/\\" and squeezed[1] in "/\\")
 
 
-def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+def _attribute_filter(tag: str, attribute: str, value: str, *, classes: re.Pattern = CLASS_TOKEN) -> str | None:
     if attribute in URL_ATTRIBUTES:
         if tag == "use":                                    # only references inside the same SVG
             return value if value.startswith("#") else None
         return value if _safe_url(value, image=(tag == "img" and attribute == "src")) else None
     if attribute == "class":
-        kept = [token for token in value.split() if CLASS_TOKEN.fullmatch(token)]
+        kept = [token for token in value.split() if classes.fullmatch(token)]
         return " ".join(kept) or None
     if attribute == "style" and ("url" in value.lower() or "\\" in value or "expression" in value.lower()):
         return None
     return value
 
 
-CLEANER = nh3.Cleaner(
-    tags=TAGS, clean_content_tags={"script", "style"},
-    attributes={"*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES, "a": {"href"}, "img": {"src", "alt"},
-                "th": {"scope"}, "ol": {"start"}},
-    attribute_filter=_attribute_filter, strip_comments=True, link_rel="noopener noreferrer nofollow",
-    url_schemes=LINK_SCHEMES | {"data"}, filter_style_properties=STYLE_PROPERTIES,
-    id_prefix="user-")                              # no clobbering of the page's own element ids
+def _cleaner(classes: re.Pattern) -> nh3.Cleaner:
+    return nh3.Cleaner(
+        tags=TAGS, clean_content_tags={"script", "style"},
+        attributes={"*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES, "a": {"href"}, "img": {"src", "alt"},
+                    "th": {"scope"}, "ol": {"start"}},
+        attribute_filter=partial(_attribute_filter, classes=classes), strip_comments=True,
+        link_rel="noopener noreferrer nofollow", url_schemes=LINK_SCHEMES | {"data"},
+        filter_style_properties=STYLE_PROPERTIES,
+        id_prefix="user-")                          # no clobbering of the page's own element ids
+
+
+CLEANER, OWN_CLEANER = _cleaner(CLASS_TOKEN), _cleaner(OWN_CLASS_TOKEN)
 
 
 def clean_html(text: str) -> str:
     """HTML (or SVG) fragment → the same fragment with nothing active left (nh3 allowlist)."""
     return CLEANER.clean(str(text))
+
+
+# -- the grader's own outputs -----------------------------------------------------------------
+# Only the report HiddenChecks writes may wear the report's classes. HiddenChecks records the
+# digest of each HTML it adds, per grade cell, in the notebook metadata it owns
+# (``autograder.own_outputs``: it replaces whatever a submission put there); an output keeps
+# autograder-* classes only if its cleaned HTML has one of its cell's digests. A student can
+# match a digest only by printing the grader's genuine report for that cell, unchanged.
+
+def own_html(text: str) -> str:
+    """The grader's own HTML, cleaned like any other but keeping the report's classes."""
+    return OWN_CLEANER.clean(str(text))
+
+
+def page_digest(text: str) -> str:
+    """What HiddenChecks records for an HTML output it adds (stable: cleaning is idempotent)."""
+    return hashlib.sha256(own_html(text).encode("utf-8")).hexdigest()
+
+
+def own_outputs(metadata) -> dict:
+    """{grade id: {digest}} from the notebook's ``autograder`` metadata; anything malformed is none."""
+    recorded = metadata.get("autograder") if isinstance(metadata, dict) else None
+    recorded = recorded.get("own_outputs") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, dict):
+        return {}
+    return {gid: frozenset(d for d in digests if isinstance(d, str))
+            for gid, digests in recorded.items() if isinstance(gid, str) and isinstance(digests, list)}
 
 
 # -- markdown ---------------------------------------------------------------------------------
@@ -139,43 +191,60 @@ def _needs_cleaning(tokens: list, attachments: dict) -> bool:
 
 
 SANITIZED_CLASS = "autograder-sanitized"
+BLOCK_START, BLOCK_END = f'<div class="{SANITIZED_CLASS}">', "</div>"
+
+
+def _one_line(fragment: str) -> str:
+    return fragment.replace("\r", "").replace("\n", "&#10;")
 
 
 def _html_block(fragment: str) -> str:
     """Cleaned HTML as one markdown HTML block: a single ``<div>`` line, newlines as ``&#10;``.
 
     mistune takes such a line whole as raw HTML, so nothing inside is parsed as markdown again.
+    The wrapper's class is the sanitizer's, added after cleaning (student HTML keeps none).
     """
-    wrapped = clean_html(f'<div class="{SANITIZED_CLASS}">{fragment}</div>')
-    return wrapped.replace("\r", "").replace("\n", "&#10;")
+    return f"{BLOCK_START}{_one_line(clean_html(fragment))}{BLOCK_END}"
+
+
+def is_stored_block(source: str) -> bool:
+    """Shaped like what ``_html_block`` writes: one line, in the wrapper (cheap: no parsing)."""
+    return ("\n" not in source and "\r" not in source and source.startswith(BLOCK_START)
+            and source.endswith(BLOCK_END))
 
 
 def _is_one_clean_block(source: str) -> bool:
+    if not is_stored_block(source):
+        return False
+    inner = source[len(BLOCK_START):-len(BLOCK_END)]
     tokens = _PARSER.parse(source)[0]
     return ([t["type"] for t in tokens] == ["block_html"] and tokens[0]["raw"].strip() == source
-            and source.startswith(f'<div class="{SANITIZED_CLASS}">')
-            and clean_html(source).replace("\r", "").replace("\n", "&#10;") == source)
+            and _one_line(clean_html(inner)) == inner)     # a balanced, clean fragment: no stray </div>
 
 
-def clean_markdown(source: str, attachments: dict | None = None) -> str:
+def clean_markdown(source: str, attachments: dict | None = None, allowance: Allowance | None = None) -> str:
     """Markdown that renders to nothing active through nbconvert's markdown renderer.
 
     Ordinary markdown (headings, lists, code, $math$, tables, http(s) links) is returned
     unchanged, and so is a cell this function wrote before. Otherwise the cell is rendered
     with nbconvert's renderer, cleaned with nh3 and returned as one HTML block, which renders
     the same; should even that not re-parse as that block, the source is shown as escaped text.
+    Beyond the size budget (per cell, and the page's ``allowance``) it is escaped text too.
     """
     attachments = {name: {m: v for m, v in (data or {}).items() if m in RASTER_TYPES}
                    for name, data in (attachments or {}).items()}
     source = str(source)
-    if not _needs_cleaning(_PARSER.parse(source)[0], attachments) or _is_one_clean_block(source):
+    if _is_one_clean_block(source):
+        return source
+    if not within(source, MARKDOWN_CHARS, MARKDOWN_LINES) or (allowance and not allowance.take(len(source))):
+        return _html_block(f"<pre>{html.escape(source)}</pre>")
+    if not _needs_cleaning(_PARSER.parse(source)[0], attachments):
         return source
     # Attachments that are not raster images are gone; referring to one must not fail the render.
     renderable = {**{m.group(1): {"image/png": ""} for m in re.finditer(r"attachment:([^\s)\"'>]+)", source)},
                   **{name: data for name, data in attachments.items() if data}}
     try:
-        rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=renderable,
-                                                             exclude_anchor_links=True)).render(source)
+        rendered = render_markdown(source, renderable, exclude_anchor_links=True)
         block = _html_block(rendered)
     except (InvalidNotebook, ValueError, RecursionError):
         block = ""
@@ -198,19 +267,40 @@ def _image_metadata(metadata: dict) -> dict:
     return kept
 
 
-def clean_output(output: dict) -> list:
+CUT_NOTE = f"\n[the autograder cut the rest of this output here: pages show at most {OUTPUT_CHARS} characters]\n"
+
+
+def _cut(text: str) -> str:
+    """Text a page escapes, at most ``OUTPUT_CHARS`` of it, then the note (cutting twice = once)."""
+    return text if len(text) <= OUTPUT_CHARS else text[:OUTPUT_CHARS] + CUT_NOTE
+
+
+def _cut_lines(lines: list) -> list:
+    """A traceback's lines up to ``OUTPUT_CHARS`` characters in all, the last one cut."""
+    kept, room = [], OUTPUT_CHARS
+    for line in lines:
+        if len(line) > room:
+            return [*kept, line[:room] + CUT_NOTE]
+        kept.append(line)
+        room -= len(line)
+    return kept
+
+
+def clean_output(output: dict, own: frozenset = frozenset(), allowance: Allowance | None = None) -> list:
     """One output with only inert content (as a list: a note follows if anything was dropped).
 
     Dropped rich data is said in a separate stream output, so an ``execute_result``'s
-    text/plain (nbgrader's partial-credit value) is never altered.
+    text/plain (nbgrader's partial-credit value) is altered only when too long to be a number.
+    HTML whose digest is in ``own`` (the grader's own, for this cell) keeps the report's classes.
     """
     kind = output.get("output_type")
     if kind == "stream":
         return [new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout",
-                           text=str(output.get("text", "")))]
+                           text=_cut(str(output.get("text", ""))))]
     if kind == "error":
-        return [new_output("error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
-                           traceback=[str(line) for line in output.get("traceback") or []])]
+        return [new_output("error", ename=_cut(str(output.get("ename", ""))),
+                           evalue=_cut(str(output.get("evalue", ""))),
+                           traceback=_cut_lines([str(line) for line in output.get("traceback") or []]))]
     if kind not in ("display_data", "execute_result"):
         return [_dropped([f"an output of type {kind!r}"])]
     data, dropped = {}, []
@@ -218,12 +308,14 @@ def clean_output(output: dict) -> list:
         text = "".join(value) if isinstance(value, list) else value
         if mime not in KEPT_MIME_TYPES or not isinstance(text, str):
             dropped.append(mime)
+        elif mime == "text/html" and own and page_digest(text) in own:
+            data[mime] = own_html(text)
         elif mime in ("text/html", "image/svg+xml"):
             data[mime] = clean_html(text)
         elif mime == "text/markdown":
-            data[mime] = clean_markdown(text)
+            data[mime] = clean_markdown(text, allowance=allowance)
         else:
-            data[mime] = text
+            data[mime] = _cut(text)
     notes = [_dropped(dropped)] if dropped else []
     if not data:
         return notes or [_dropped([])]
@@ -301,7 +393,8 @@ class SanitizeSubmission(NbGraderPreprocessor):
         for key in [k for k in nb.metadata if k not in KEPT_NOTEBOOK_METADATA]:
             del nb.metadata[key]                    # e.g. widget state, which the templates turn into script
         _clamp_notebook_metadata(nb.metadata)
-        seen_ids = set()
+        seen_ids, own = set(), own_outputs(nb.metadata)
+        allowance = Allowance(PAGE_MARKDOWN_CHARS)      # mistune's cost, for the whole page
         for cell in nb.cells:
             for key in [k for k in cell.get("metadata", {}) if k not in KEPT_CELL_METADATA]:
                 del cell.metadata[key]
@@ -322,11 +415,14 @@ class SanitizeSubmission(NbGraderPreprocessor):
                 del cell.metadata["nbgrader"]
                 grading = None
             if isinstance(grading, dict) and isinstance(grading.get("comment"), str):
-                grading["comment"] = clean_markdown(grading["comment"])   # shown as markdown in feedback
+                # shown as markdown in feedback
+                grading["comment"] = clean_markdown(grading["comment"], allowance=allowance)
             if cell.cell_type == "code":
-                cell.outputs = [kept for output in cell.get("outputs", []) for kept in clean_output(output)]
+                mine = own.get(grading.get("grade_id")) if isinstance(grading, dict) else None
+                cell.outputs = [kept for output in cell.get("outputs", [])
+                                for kept in clean_output(output, mine or frozenset(), allowance)]
             elif cell.cell_type == "markdown":
-                cell.source = clean_markdown(cell.source, cell.get("attachments"))
+                cell.source = clean_markdown(cell.source, cell.get("attachments"), allowance)
                 attachments = {name: {m: v for m, v in data.items() if m in RASTER_TYPES}
                                for name, data in (cell.get("attachments") or {}).items()}
                 attachments = {name: data for name, data in attachments.items() if data}

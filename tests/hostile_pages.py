@@ -257,3 +257,67 @@ def bad_ids(page: str) -> list:
 FIXED_PROBE = """(selector) => [...document.querySelectorAll(selector)]
   .filter(el => ['fixed', 'sticky'].includes(getComputedStyle(el).position))
   .map(el => el.tagName.toLowerCase() + '.' + el.className)"""
+
+
+# -- impersonating the grader (issue 14) ----------------------------------------------------------
+# The report's own markup with a score the grader never gave: must keep none of its classes.
+FORGED = "forged by the student"
+FORGED_SCORE = (f"<p class='autograder-score'><b>Score for SGD: 30 / 30 points ({FORGED})</b></p>"
+                "<div class='autograder-report'><table class='autograder-checks'><tr class='autograder-pass'>"
+                "<td>pass</td></tr></table></div><div class='autograder-sanitized'>x</div>")
+
+
+def grader_classes(html_text: str) -> list:
+    """autograder-* class tokens anywhere in an HTML fragment or page."""
+    return [token for element in html5lib.parse(html_text).iter() if isinstance(element.tag, str)
+            for token in element.attrib.get("class", "").split() if token.startswith("autograder-")]
+
+
+# -- URLs a browser reads as another host (WHATWG: "\" is "/" for http(s), tabs/newlines dropped) ----
+OTHER_HOST_URLS = {
+    "slash-backslash": "/\\evil.invalid/px.png",
+    "backslash-slash": "\\/evil.invalid/px.png",
+    "two-backslashes": "\\\\evil.invalid/px.png",
+    "two-slashes": "//evil.invalid/px.png",
+    "tab-between": "/\t/evil.invalid/px.png",
+    "newline-between": "/\n\\evil.invalid/px.png",
+    "leading-space": "  //evil.invalid/px.png",
+    "leading-control": "\x01//evil.invalid/px.png",
+    "entity-backslash": "/&#92;evil.invalid/px.png",
+    "entity-tab": "/&Tab;/evil.invalid/px.png",
+    "three-mixed": "\\/\\evil.invalid/px.png",
+}
+# Relative URLs that stay on the page's host (percent-encoded slashes are no slashes to the parser).
+SAME_HOST_URLS = {"path": "/files/plot.png", "relative": "plot.png", "percent-slashes": "/%2F%2Fevil.invalid/px.png",
+                  "percent-backslash": "/%5Cevil.invalid/px.png", "dot": "./a/b.png", "query": "?x=//evil.invalid"}
+
+
+def url_carriers(url: str) -> str:
+    """Every place student HTML can put a URL: links, images, srcset, SVG href and xlink:href."""
+    quoted = url.replace('"', "&quot;")
+    return (f'<a href="{quoted}">a</a><img src="{quoted}"><img srcset="{quoted} 1x" src="/ok.png">'
+            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+            f'<a href="{quoted}"><text>t</text></a><image href="{quoted}"/><use xlink:href="{quoted}"/>'
+            f'<use href="{quoted}"/></svg>')
+
+
+# Run in a page by Playwright: the hosts the browser's own URL parser resolves each URL-bearing
+# attribute to, against an https page on grader.invalid (the WHATWG parser, not ours).
+HOSTS_PROBE = """(fragment) => {
+  const box = document.createElement('div'); box.innerHTML = fragment;
+  const hosts = [];
+  for (const el of box.querySelectorAll('*')) {
+    for (const attr of el.attributes) {
+      if (!['href', 'src', 'xlink:href', 'srcset', 'action', 'poster', 'background'].includes(attr.name)) continue;
+      const value = attr.name === 'srcset' ? attr.value.trim().split(/\\s+/)[0] : attr.value;
+      try { hosts.push(new URL(value, 'https://grader.invalid/formgrader/submissions/1/').host); }
+      catch (e) { hosts.push('unparsable'); }
+    }
+  }
+  return hosts;
+}"""
+
+# Run in a page by Playwright: texts of elements wearing the report's classes.
+GRADER_CLASS_PROBE = """() => [...document.querySelectorAll('[class*="autograder-"]')]
+  .filter(el => [...el.classList].some(c => c.startsWith('autograder-') && c !== 'autograder-sanitized'))
+  .map(el => el.className + ': ' + el.textContent)"""

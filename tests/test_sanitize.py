@@ -31,7 +31,7 @@ from nbformat.warnings import DuplicateCellId
 import hostile_pages as hp
 from autograder.checks import CheckResult
 from autograder.feedback import report_data
-from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown
+from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
 
 
 def sanitized(nb):
@@ -186,12 +186,12 @@ def test_report_html_keeps_its_structure():
     report = report_data("Adam", [CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
                                   CheckResult("adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>",
                                               ["eps-inside-sqrt"])], 5, 10)
-    cleaned = clean_html(report["text/html"])
+    cleaned = own_html(report["text/html"])          # the grader's own output keeps the report's classes
     for fragment in ("<div class=\"autograder-report\">", "<table class=\"autograder-checks\">", "<th>check</th>",
                      "<code>adam-eps</code>", "<b>Hidden checks for Adam: 5 / 10 points</b>", "eps-inside-sqrt",
                      "First difference at &lt;step 2&gt;", "<b>What to fix:</b>"):
         assert fragment in cleaned, fragment
-    extra = clean_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
+    extra = own_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
                        "</p><ul><li><span class='autograder-fix'>fix</span></li></ul></details>"
                        "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>b</td></tr></tbody></table>")
     for fragment in ("<details class=\"autograder-why\">", "<summary>Why</summary>", "<em>e</em>",
@@ -202,7 +202,7 @@ def test_report_html_keeps_its_structure():
 def test_page_classes_and_layout_styles_are_not_borrowed():
     cleaned = clean_html('<div class="modal fixed-top autograder-x" style="position:fixed;color:red;'
                          'background-image:url(https://t.example/x)" id="notebook">x</div>')
-    assert 'class="autograder-x"' in cleaned and "modal" not in cleaned and "position" not in cleaned
+    assert "class=" not in cleaned and "modal" not in cleaned and "position" not in cleaned
     assert "url(" not in cleaned and 'id="notebook"' not in cleaned
 
 
@@ -359,6 +359,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ASSIGNMENT = "07_optimizers"
 GRADED = "hostile-pages"         # hostile cells go through autograde: the stored notebook must be clean
 RENDER_ONLY = "render-only"      # hostile outputs written into autograded/ afterwards: rendering must clean
+# The finding's cell: never executed, yet highlighting it took nbconvert minutes (issue 14).
+WHITESPACE_CELL = " \n" * 64 * 1024
+FORGED_CELL = f"from IPython.display import HTML, display\ndisplay(HTML({hp.FORGED_SCORE!r}))"
 COMMENT = f'Nice work. <img src=x onerror="{hp.ACT}"> [more](javascript:{hp.ACT.replace(" ", "")})'
 
 
@@ -384,7 +387,7 @@ def course(tmp_path_factory):
     shutil.copy(SOURCE, course / "source" / ASSIGNMENT / "optimizers.ipynb")
     answered = fill(nbformat.read(STUDENT, as_version=4), nbformat.read(SOURCE, as_version=4), {})
     hostile = copy.deepcopy(answered)
-    hostile.cells += hp.hostile_cells(with_outputs=False)
+    hostile.cells += [*hp.hostile_cells(with_outputs=False), new_code_cell(FORGED_CELL)]
     hp.add_hostile_metadata(hostile)
     hp.overlay_submission(hostile, with_outputs=False)
     for student, nb in ((GRADED, hostile), (RENDER_ONLY, answered)):
@@ -394,6 +397,8 @@ def course(tmp_path_factory):
     nbgrader(course, "autograde", ASSIGNMENT)
     stored = nbformat.read(autograded(course, RENDER_ONLY), as_version=4)
     stored.cells += hp.hostile_cells(with_outputs=True)        # as if autograded/ were reached another way
+    forged = new_code_cell(FORGED_CELL, outputs=[new_output("display_data", data={"text/html": hp.FORGED_SCORE})])
+    stored.cells += [forged, new_code_cell(WHITESPACE_CELL)]
     hp.add_hostile_metadata(stored)
     hp.overlay_submission(stored, with_outputs=True)
     nbformat.write(stored, autograded(course, RENDER_ONLY))
@@ -425,6 +430,7 @@ def visit(page, url: str) -> dict:
     page.goto(url, wait_until="load")
     page.wait_for_timeout(1500)
     return {"title": page.title(), "pwned": page.evaluate("() => window.__pwned === undefined ? null : 1"),
+            "grader": page.evaluate(hp.GRADER_CLASS_PROBE),
             "active": page.evaluate(hp.DOM_PROBE, "#notebook-container *"),
             "text": page.inner_text("body"),                   # rendered text: display:none is not in it
             "fixed": page.evaluate(hp.FIXED_PROBE, "#notebook-container *")}
@@ -464,6 +470,10 @@ def test_feedback_page_runs_nothing_from_the_submission(course, student):
     assert seen["active"] == [] and seen["fixed"] == []              # nothing laid over the page
     assert "Hidden checks for SGD" in seen["text"]                   # the page did render, the report is visible
     assert hp.FAKE_REPORT in seen["text"]                            # the student's output is shown, as text
+    assert hp.FORGED in seen["text"] and not [g for g in seen["grader"] if hp.FORGED in g]   # not as the grader
+    assert any("autograder-score" in g and "Score for SGD" in g for g in seen["grader"])      # the real score is
+    if student == RENDER_ONLY:                                       # the finding's cell, plain and whole
+        assert f"<pre><span></span>{WHITESPACE_CELL}\n</pre>" in page_path.read_text()
     if student == GRADED:
         assert "Why eps sits outside the root" in seen["text"] and "Nice work." in seen["text"]
 
@@ -481,13 +491,14 @@ class Formgrader:
             env[name] = str(home / name.lower())
         self.log_path = home / "server.log"
         home.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
-             # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
-             "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],
-            cwd=course, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        with self.log_path.open("w") as log:                    # the server keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
+                 # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
+                 "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
+                 *(["--allow-root"] if os.geteuid() == 0 else [])],
+                cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
@@ -527,5 +538,30 @@ def test_formgrader_submission_view_runs_nothing_from_the_submission(course, tmp
                 assert seen["title"] == "optimizers" and seen["pwned"] is None, (student, seen["title"])
                 assert seen["active"] == [], student
                 assert "Hidden checks for SGD" in seen["text"], student      # the submission is shown
+                assert hp.FORGED in seen["text"] and not [g for g in seen["grader"] if hp.FORGED in g], student
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_formgrader_serves_another_student_while_the_whitespace_cell_renders(course, tmp_path):
+    """Issue 14's done-when: nbgrader renders synchronously, so the slow page must not be slow."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        ids = {s: gb.find_submission_notebook("optimizers", ASSIGNMENT, s).id for s in (GRADED, RENDER_ONLY)}
+    server = Formgrader(course, tmp_path / "home")
+    try:
+        with chromium_page() as page:
+            page.goto(server.url("/formgrader"), wait_until="load")
+            page.evaluate("url => { window.slow = fetch(url).then(r => r.text()); }",
+                          server.url(f"/formgrader/submissions/{ids[RENDER_ONLY]}/"))
+            page.wait_for_timeout(500)                                # let that request reach the server first
+            other = page.context.browser.new_page()                  # a second user, its own context
+            other.set_default_timeout(120_000)                        # hang guard: was > 300 s before the budget
+            seen = visit(other, server.url(f"/formgrader/submissions/{ids[GRADED]}/"))
+            assert seen["title"] == "optimizers" and "Hidden checks for SGD" in seen["text"]
+            slow = page.evaluate("() => window.slow")
+            assert f"<pre><span></span>{WHITESPACE_CELL}\n</pre>" in slow       # shown plain, whole
     finally:
         server.stop()
