@@ -25,7 +25,7 @@ from traitlets import Int, Unicode
 from . import archives
 from .arrival import (Budget, Refused, copy_regular_file, copy_regular_tree, ignored, instructor_text,
                       student_id_problem, tree_problem)
-from .submission import instructor_content
+from .submission import instructor_content, source_size_problem
 
 MAX_SUBMISSION_FILES = 1000
 
@@ -136,7 +136,8 @@ class RefuseForeignSubmission(NbGraderPreprocessor):   # enabled wherever listed
     def preprocess(self, nb, resources):
         meta = resources.get("nbgrader", {})
         folder = resources.get("metadata", {}).get("path") or "."
-        problem = student_id_problem(meta.get("student")) or tree_problem(os.path.dirname(os.path.abspath(folder)))
+        problem = (student_id_problem(meta.get("student")) or tree_problem(os.path.dirname(os.path.abspath(folder)))
+                   or source_size_problem(nb))
         if problem is None and self.source_notebook:
             source = self.source_notebook.format(assignment=meta.get("assignment"), notebook=meta.get("notebook"))
             problem = instructor_content(nb, nbformat.read(source, as_version=4))

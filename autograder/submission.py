@@ -28,6 +28,19 @@ class NotANotebook(ValueError):
 
 # nbgrader's own cap on a submitted file (CourseDirectory.max_file_size, 100000 KB).
 MAX_NOTEBOOK_BYTES = 100_000_000
+# The text of all cells together. Pages render a cell's text in time linear in its size (plain past a
+# budget, autograder/page_render.py), but a page of megabytes still takes minutes; the assignment is
+# about 43 KB of text, so 1 MiB leaves room for any honest work and bounds every render.
+MAX_SOURCE_CHARS = 1024**2
+
+
+def source_size_problem(nb) -> str | None:
+    """Why the cells' text is too large to grade and render, or None."""
+    size = sum(len(cell.get("source", "")) for cell in nb.get("cells", []))
+    if size > MAX_SOURCE_CHARS:
+        return (f"its cells hold {size:,} characters of text, over the {MAX_SOURCE_CHARS:,} a submission may "
+                "hold (the assignment is about 43,000): remove pasted data or logs from cells and submit again")
+    return None
 
 
 def read_submission(path: Path) -> nbformat.NotebookNode:
@@ -64,6 +77,9 @@ def load_submission(path: Path) -> tuple:
         nbformat.validate(nb)
     except Exception as err:  # nbformat raises several types for malformed notebooks
         raise NotANotebook(f"not a valid notebook: {str(err).splitlines()[0][:200]}") from None
+    too_large = source_size_problem(nb)
+    if too_large:
+        raise NotANotebook(too_large)
     return nb, raw
 
 

@@ -357,3 +357,27 @@ def test_plain_nbgrader_autograde_refuses_before_the_kernel(tmp_path):
         assert "submission refused" in result.stderr, result.stderr[-3000:]
         assert not (course / "autograded" / student / ASSIGNMENT).exists()   # nbgrader removed its copy
     assert not [p for p in (course / "autograded").rglob("*") if p.is_file()]
+
+
+# ---------------------------------------------------------------- size of the cells' text
+
+def test_a_notebook_with_megabytes_of_cell_text_is_refused_before_grading_or_rendering(tmp_path):
+    """Rendering is linear in a cell's size, but megabytes of it still hold a page for minutes."""
+    from autograder.collectors import RefuseForeignSubmission
+    from autograder.submission import MAX_SOURCE_CHARS
+
+    nb = correct_notebook()
+    room = MAX_SOURCE_CHARS - sum(len(cell.source) for cell in nb.cells)
+    nb.cells.append(nbformat.v4.new_code_cell(" \n" * (room // 2)))          # right at the cap: graded
+    nbformat.write(nb, tmp_path / "fits.ipynb")
+    assert len(read_submission(tmp_path / "fits.ipynb").cells) == len(nb.cells)
+    nb.cells[-1].source += "x = 1\n" * 10
+    nbformat.write(nb, tmp_path / "big.ipynb")
+    with pytest.raises(NotANotebook, match="characters of text, over the"):
+        read_submission(tmp_path / "big.ipynb")
+    folder = tmp_path / "submitted" / "oscar" / ASSIGNMENT                  # the plain nbgrader autograde path
+    folder.mkdir(parents=True)
+    resources = {"nbgrader": {"student": "oscar", "assignment": ASSIGNMENT, "notebook": "optimizers"},
+                 "metadata": {"path": str(folder)}}
+    with pytest.raises(ValueError, match="characters of text, over the"):
+        RefuseForeignSubmission().preprocess(nb, resources)
