@@ -299,19 +299,20 @@ def spec_windows(text: str, width: int) -> set:
 
 
 def test_forged_labels_and_messages_never_reach_feedback(good, asked):
-    forged = {}
+    forged, relabelled = {}, 0
     for n, (key, value) in enumerate(good.items()):
         if key == PROBLEMS:
             forged[key] = np.array(SPEC[:MAX_TEXT])
         elif n % 2:                                              # a label carrying the hidden inputs
             check, index, _ = key.split("|", 2)
             forged[f"{check}|{index}|{SPEC[n * 10:n * 10 + 20_000]}"] = value
+            relabelled += 1
         elif value.dtype.kind == "U":                            # a message carrying them
             forged[key] = np.array("\x1b[2J\r" + SPEC[n:n + MAX_TEXT - 5])
         else:
             forged[key] = value + 1.0
     flat = parse(zip_bytes(members_of(forged)), asked)
-    assert sum(1 for k in flat if k.endswith("|" + probe_output.UNEXPECTED)) == len(good) // 2
+    assert sum(1 for k in flat if k.endswith("|" + probe_output.UNEXPECTED)) == relabelled > 0
     assert all(len(k) < 200 for k in flat)
     results = checks.judge_component("SGD", flat, reference.load())
     assert all(r.score == 0 for r in results)
