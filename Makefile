@@ -62,7 +62,7 @@ demo: generate reference run-notebook sample-class
 	$(PY) -m autograder.demo --course demo
 
 test: env
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 test-fast: env
 	$(PY) -m pytest -q -m "not slow"
