@@ -1,10 +1,14 @@
 """Under nbgrader (NBGRADER_EXECUTION set) the demonstrations skip their figures, timings and torch;
 everyone else sees them all. One notebook run each way, shared by the tests (module-scoped)."""
+import copy
 import json
+import re
 
 import nbformat
 import pytest
+from nbconvert import HTMLExporter
 
+from autograder.sanitize import SanitizeSubmission
 from tools.run_notebook import run
 
 from conftest import ROOT
@@ -119,3 +123,14 @@ def test_the_torch_recorder_sees_an_import(plain):
     """The recorder is not blind: outside grading the ladder tries torch, and the recorder saw it."""
     _, report = plain
     assert "torch" in report["attempts"]
+
+
+def test_figures_carry_the_notebooks_alt_text_on_a_sanitized_page(plain):
+    """Figures now appear only outside grading; there, a page rendered as feedback is (sanitized, on
+    nbconvert's classic template, which nbgrader's feedback template extends) gives each its alt text."""
+    nb, _ = plain
+    clean, _ = SanitizeSubmission().preprocess(copy.deepcopy(nb), {})
+    page, _ = HTMLExporter(template_name="classic").from_notebook_node(clean)
+    tags = [tag for tag in re.findall(r"<img\b[^>]*>", page) if 'src="data:image/png' in tag]
+    alts = [re.search(r'alt="([^"]*)"', tag).group(1) for tag in tags if "alt=" in tag]
+    assert len(tags) == len(alts) == 5 and all(alt.endswith(".") and len(alt) > 40 for alt in alts), alts
