@@ -1118,8 +1118,9 @@ def ladder(n: int) -> dict:
     return {label: seconds * 1e3 for label, seconds in rungs.items()}
 
 
-rungs = {} if GRADING else ladder(1_000_000)  # grading: no timings, and no 3 s `import torch`
+rungs = {}                                    # grading: no timings, and no 3 s `import torch`
 if not GRADING:
+    rungs = ladder(1_000_000)
     for label, ms in rungs.items():
         print(f"{label:28s} {ms:8.3f} ms")
     fig, ax = plt.subplots(figsize=(6, 2.8))
