@@ -34,11 +34,12 @@ def test_make_autograde_and_feedback_print_no_warning(small_course):
     assert_quiet(small_course["output"])
 
 
-def test_feedback_images_carry_the_notebooks_alt_text(small_course):
+def test_feedback_pages_show_no_figure_since_grading_draws_none(small_course):
+    """The notebook's GRADING guard skips every figure under nbgrader (issue 17); the alt text of
+    the figures students do see is checked on a rendered page in test_grading_guard.py."""
     page = (small_course["root"] / "feedback/correct-reference" / ASSIGNMENT / "optimizers.html").read_text()
-    images = [tag for tag in re.findall(r"<img\b[^>]*>", page) if 'src="data:image/png' in tag]
-    alts = [re.search(r'alt="([^"]*)"', tag).group(1) for tag in images if "alt=" in tag]
-    assert len(images) == len(alts) == 5 and all(alt.endswith(".") and len(alt) > 40 for alt in alts), alts
+    assert "ladder" in page and "memory_ratios" in page          # the figure cells are there, drawing nothing
+    assert re.findall(r"<img\b[^>]*>", page) == []
 
 
 def test_demo_grading_prints_no_warning(sample_class, tmp_path):

@@ -847,7 +847,8 @@ import matplotlib.pyplot as plt
 
 from tinytorch.core.layers import MLP, mse_loss
 
-# Under the autograder the figures are not looked at: smaller problems keep grading fast.
+# nbgrader's kernel (autograde, or a student's Validate) sets NBGRADER_EXECUTION. No grade reads
+# a figure or a timing, so there the demonstrations below skip them; everyone else sees them all.
 GRADING = bool(os.environ.get("NBGRADER_EXECUTION"))
 
 
@@ -870,12 +871,13 @@ OPTIMIZERS = {
     "Adam (lr=0.1)": lambda p: Adam(p, lr=0.1),
     "AdamW (lr=0.1, wd=0.01)": lambda p: AdamW(p, lr=0.1, weight_decay=0.01),
 }
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for name, make in OPTIMIZERS.items():
-    ax.semilogy(quadratic_losses(make), label=name)
-ax.set(xlabel="step", ylabel="loss", title="Ill-conditioned quadratic")
-ax.legend()
-plt.show()
+if not GRADING:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, make in OPTIMIZERS.items():
+        ax.semilogy(quadratic_losses(make), label=name)
+    ax.set(xlabel="step", ylabel="loss", title="Ill-conditioned quadratic")
+    ax.legend()
+    plt.show()
 
 # %% [markdown]
 # Now a small tanh network fitting $y = \sin(2x)$ with the module's `Tensor`.
@@ -906,15 +908,15 @@ MLP_OPTIMIZERS = {
     "Adam (lr=0.01)": lambda p: Adam(p, lr=0.01),
     "AdamW (lr=0.01, wd=0.01)": lambda p: AdamW(p, lr=0.01, weight_decay=0.01),
 }
-mlp_steps = 60 if GRADING else 300
-fig, ax = plt.subplots(figsize=(6, 3.5))
-for name, make in MLP_OPTIMIZERS.items():
-    losses = train_mlp(make, steps=mlp_steps)
-    ax.semilogy(losses, label=name)
-    print(f"{name:32s} final loss {losses[-1]:.4f}")
-ax.set(xlabel="step", ylabel="MSE", title="1-32-1 MLP on sin(2x)")
-ax.legend()
-plt.show()
+if not GRADING:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, make in MLP_OPTIMIZERS.items():
+        losses = train_mlp(make)
+        ax.semilogy(losses, label=name)
+        print(f"{name:32s} final loss {losses[-1]:.4f}")
+    ax.set(xlabel="step", ylabel="MSE", title="1-32-1 MLP on sin(2x)")
+    ax.legend()
+    plt.show()
 
 # %% [markdown]
 # ## 8. Systems analysis: memory and time, measured
@@ -979,13 +981,14 @@ def memory_ratios(n: int = 100_000) -> dict:
     return ratios
 
 
-ratios = memory_ratios()
+ratios = memory_ratios()                      # milliseconds: measured under grading too
 for name, ratio in ratios.items():
     print(f"{name:13s} {ratio:.2f}x the parameter bytes")
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.bar(list(ratios), list(ratios.values()), color=["#9ca3af", "#f59e0b", "#ef4444", "#10b981"])
-ax.set(ylabel="(params + state) / params", title="Optimizer memory, measured")
-plt.show()
+if not GRADING:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(list(ratios), list(ratios.values()), color=["#9ca3af", "#f59e0b", "#ef4444", "#10b981"])
+    ax.set(ylabel="(params + state) / params", title="Optimizer memory, measured")
+    plt.show()
 
 # %% [markdown]
 # ### The transient peak of one step
@@ -1055,16 +1058,17 @@ def seconds_per_step(make_optimizer, n: int, repeats: int = 5) -> float:
     return float(np.median(times))
 
 
-sizes = [10**3, 10**4, 10**5] if GRADING else [10**3, 10**4, 10**5, 10**6]
-fig, ax = plt.subplots(figsize=(5, 3.5))
-for name, make in {"SGD+momentum": lambda p: SGD(p, lr=0.01, momentum=0.9),
-                   "Adam": lambda p: Adam(p), "AdamW": lambda p: AdamW(p)}.items():
-    times = [seconds_per_step(make, n) for n in sizes]
-    ax.loglog(sizes, [t * 1e3 for t in times], marker="o", label=name)
-    print(f"{name:13s} " + "  ".join(f"{n:>9,}: {t * 1e3:7.3f} ms" for n, t in zip(sizes, times)))
-ax.set(xlabel="parameters", ylabel="ms per step", title="Step time")
-ax.legend()
-plt.show()
+sizes = [10**3, 10**4, 10**5, 10**6]
+if not GRADING:
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name, make in {"SGD+momentum": lambda p: SGD(p, lr=0.01, momentum=0.9),
+                       "Adam": lambda p: Adam(p), "AdamW": lambda p: AdamW(p)}.items():
+        times = [seconds_per_step(make, n) for n in sizes]
+        ax.loglog(sizes, [t * 1e3 for t in times], marker="o", label=name)
+        print(f"{name:13s} " + "  ".join(f"{n:>9,}: {t * 1e3:7.3f} ms" for n, t in zip(sizes, times)))
+    ax.set(xlabel="parameters", ylabel="ms per step", title="Step time")
+    ax.legend()
+    plt.show()
 
 # %% [markdown]
 # ### The speed ladder
@@ -1114,13 +1118,15 @@ def ladder(n: int) -> dict:
     return {label: seconds * 1e3 for label, seconds in rungs.items()}
 
 
-rungs = ladder(2 * BLOCK if GRADING else 1_000_000)
-for label, ms in rungs.items():
-    print(f"{label:28s} {ms:8.3f} ms")
-fig, ax = plt.subplots(figsize=(6, 2.8))
-ax.barh(list(rungs)[::-1], list(rungs.values())[::-1], color="#6366f1")
-ax.set(xlabel="ms per Adam step", title="The speed ladder")
-plt.show()
+rungs = {}                                    # grading: no timings, and no 3 s `import torch`
+if not GRADING:
+    rungs = ladder(1_000_000)
+    for label, ms in rungs.items():
+        print(f"{label:28s} {ms:8.3f} ms")
+    fig, ax = plt.subplots(figsize=(6, 2.8))
+    ax.barh(list(rungs)[::-1], list(rungs.values())[::-1], color="#6366f1")
+    ax.set(xlabel="ms per Adam step", title="The speed ladder")
+    plt.show()
 
 # %% [markdown]
 # ## 9. Reflection questions
