@@ -29,6 +29,8 @@ PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_sec
                               disk_bytes=64 * 1024**2)
 CHECK_SECONDS = 5.0       # one cell or one check (the reference takes milliseconds) before the probe's watchdog kills it
 MIN_ATTEMPT_SECONDS = 1.0  # a fresh sandbox is not started with less of the budget left
+# The probe's own files in its scratch folder: a submitted file of one of these names is never put there.
+PROBE_FILES = frozenset({"cells.json", "spec.json", "out.npz", "probe.py", RUNNING, WATCHDOG})
 
 
 @lru_cache(maxsize=1)
@@ -54,16 +56,17 @@ class Probed:
 
 
 def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS,
-                    check_seconds: float = CHECK_SECONDS) -> Probed:
+                    check_seconds: float = CHECK_SECONDS, files: dict | None = None) -> Probed:
     """Run the component's checks: one sandbox, and a fresh one for the rest after each kill.
 
-    Each attempt ends at least one check (the one running when it was killed) or skips one
-    cell that hung, else the rest fail with the attempt's reason; every attempt's wall time is
+    Each attempt ends at least one check (the one running when it was killed) or deals with one
+    cell that hung (an added cell runs only its definitions next time; any cell that hangs
+    even so is skipped), else the rest fail with the attempt's reason; every attempt's wall time is
     what is left of ``limits.wall_seconds``, so the whole component takes at most that (plus
     one sandbox teardown).
     """
     checks = probe_spec(component)["checks"]
-    pending, skip_cells, probed = [c["id"] for c in checks], [], Probed()
+    pending, skip_cells, defs_only, probed = [c["id"] for c in checks], [], [], Probed()
     deadline = time.monotonic() + limits.wall_seconds
     while pending:
         left = deadline - time.monotonic()
@@ -71,8 +74,8 @@ def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_
             probed.lost.update({c: interruptions.budget_message(component, limits.wall_seconds) for c in pending})
             break
         spec = {"checks": [c for c in checks if c["id"] in pending], "check_seconds": check_seconds,
-                "skip_cells": skip_cells}
-        run = _attempt(cells, component, spec, replace(limits, wall_seconds=left))
+                "skip_cells": skip_cells, "defs_only_cells": defs_only}
+        run = _attempt(cells, component, spec, replace(limits, wall_seconds=left), files or {})
         if run.invalid or (not run.flat and run.running is None and not probed.flat):
             probed.failure = run.invalid or run.how      # nothing usable at all: the component's old failure
             break
@@ -80,8 +83,11 @@ def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_
         probed.flat.update({k: v for k, v in run.flat.items() if k.split("|", 1)[0] in done or k == PROBLEMS})
         pending = [c for c in pending if c not in done]
         running = run.running
-        if isinstance(running, interruptions.Running) and running.cell is not None and running.cell not in skip_cells:
-            skip_cells.append(running.cell)             # a hanging cell: the next sandbox defines the others
+        hung = running.cell if isinstance(running, interruptions.Running) else None
+        if hung is not None and list(cells[hung][2:]) == ["added"] and hung not in defs_only:
+            defs_only.append(hung)                      # a demo in an added cell: next time only its definitions
+        elif hung is not None and hung not in skip_cells:
+            skip_cells.append(hung)                     # a hanging cell: the next sandbox defines the others
         elif isinstance(running, interruptions.Running) and running.check in pending:
             scenario = next(c for c in checks if c["id"] == running.check)["scenarios"][running.scenario - 1]
             probed.lost[running.check] = interruptions.lost_check_message(running, run.how, scenario)
@@ -101,9 +107,12 @@ class Attempt:
     invalid: Optional[str] = None
 
 
-def _attempt(cells: list, component: str, spec: dict, limits: sandbox.Limits) -> Attempt:
+def _attempt(cells: list, component: str, spec: dict, limits: sandbox.Limits, files: dict) -> Attempt:
     runtime = runtime_dir()
     with tempdirs.capped_dir(f"probe-{component}-", limits.disk_bytes) as scratch:
+        for name, data in files.items():       # what the student submitted beside the notebook, as the kernel had it
+            if name not in PROBE_FILES:
+                (scratch / name).write_bytes(data)
         (scratch / "cells.json").write_text(json.dumps(cells))
         (scratch / "spec.json").write_text(json.dumps(spec))
         result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],
@@ -140,12 +149,16 @@ def _small_text(scratch: Path, name: str) -> str:
 
 
 def run_hidden_checks(source_nb, student_nb, components=COMPONENTS, limits: sandbox.Limits = PROBE_LIMITS,
-                      check_seconds: float = CHECK_SECONDS) -> dict:
-    """{component: [CheckResult]} for a submission, every component probed in parallel."""
+                      check_seconds: float = CHECK_SECONDS, files: dict | None = None) -> dict:
+    """{component: [CheckResult]} for a submission, every component probed in parallel.
+
+    ``files`` ({name: bytes}, ``submission.submitted_files``) are put beside the probe's cells,
+    as the kernel had them beside the notebook.
+    """
     cells = graded_code(source_nb, student_nb)
     ref = reference.load()
     with ThreadPoolExecutor(max_workers=len(components)) as pool:
-        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c, limits, check_seconds),
+        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c, limits, check_seconds, files),
                                                components)))
     return {component: (judge_component(component, probed.flat, ref, probed.lost) if probed.failure is None
                         else failed_component(component, probed.failure))

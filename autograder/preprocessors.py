@@ -29,7 +29,7 @@ from .checks import COMPONENTS
 from .feedback import report_data, score_data
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
 from .sanitize import page_digest
-from .submission import component_cells, grade_id, grade_points
+from .submission import component_cells, grade_id, grade_points, submitted_files
 
 RESULTS_KEY = "autograder"          # notebook metadata key holding the per-check results
 
@@ -117,8 +117,13 @@ class SandboxedExecute(Execute):
     def preprocess(self, nb, resources=None, km=None):
         # Fail closed before the kernel starts: nbgrader records this notebook as failed.
         sandbox.check(announce=self.log.warning)
-        with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
-            return self._in_scratch(scratch, nb, resources, km)
+        metadata = resources.setdefault("metadata", {})
+        submitted = metadata.get("path")
+        try:
+            with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
+                return self._in_scratch(scratch, nb, resources, km)
+        finally:   # the kernel's scratch is gone: later steps (HiddenChecks) read the submission's folder
+            metadata["path"] = submitted
 
     def _in_scratch(self, scratch: Path, nb, resources, km):
         source_dir = Path(resources.get("metadata", {}).get("path") or ".")
@@ -236,7 +241,9 @@ class HiddenChecks(NbGraderPreprocessor):
         points = grade_points(source)
         cells = component_cells(source)
         components = [c for c in COMPONENTS if c in cells.values()]
-        results = run_hidden_checks(source, nb, components)
+        folder = resources.get("metadata", {}).get("path")
+        files = submitted_files(folder) if folder else {}
+        results = run_hidden_checks(source, nb, components, files=files)
         # own_outputs: what pages may show with the report's classes (sanitize.own_outputs)
         summary = {"sandbox": sandbox_mode(), "components": {}, "tests": [], "own_outputs": {}}
         for cell in nb.cells:

@@ -663,13 +663,16 @@ def definitions(code: str, name: str):
     return compile(tree, f"<{name}>", "exec")
 
 
-def define(cells: list, ns: dict, skip=()) -> list:
+def define(cells: list, ns: dict, skip=(), defs_only=()) -> list:
     """Execute each cell on its own, so one broken class leaves the others defined.
 
     ``cells`` holds [name, code] pairs, or [name, code, "added"] for a cell the
-    student added or a given cell they edited (run through ``definitions``).
-    ``skip`` lists cells (by index) that an earlier sandbox saw run past the time cap.
-    In the sandbox the watchdog times each cell, and the marker names the cell running.
+    student added or a given cell they edited. Every cell runs whole, as the kernel ran
+    it (a helper written with ``open()``, a ``setattr``, a ``reload`` take effect); an
+    added cell that an earlier sandbox saw run past the time cap (a demo, a training loop)
+    is listed in ``defs_only`` and runs through ``definitions``; ``skip`` lists cells
+    that ran past the cap even so. In the sandbox the watchdog times each cell, and the
+    marker names the cell running.
     """
     ns.setdefault("get_ipython", get_ipython)
     _SHELL.ns = ns
@@ -683,7 +686,7 @@ def define(cells: list, ns: dict, skip=()) -> list:
             if _SINK.watchdog:
                 _SINK.watchdog.arm()
         try:
-            exec(definitions(code, name) if mode == ["added"] else compile(parse(code, name), f"<{name}>", "exec"), ns)
+            exec(definitions(code, name) if n in defs_only else compile(parse(code, name), f"<{name}>", "exec"), ns)
         except BaseException as err:  # SystemExit in a cell must not end the probe
             problems.append(f"{name} {describe(err)}")
     if _SINK is not None and _SINK.watchdog:
@@ -753,7 +756,7 @@ def main(argv) -> int:
     seconds = spec.get("check_seconds")
     _SINK = Sink(os.path.abspath(out_path), Watchdog(seconds, folder) if seconds else None)
     ns = base_namespace()
-    problems = define(cells, ns, set(spec.get("skip_cells", ())))
+    problems = define(cells, ns, set(spec.get("skip_cells", ())), set(spec.get("defs_only_cells", ())))
     problems += [note for name, code, *_ in cells for note in _notes(code, name)]
     append_results(_SINK.out_path, {PROBLEMS: _array("\n".join(problems)[:MAX_TEXT])})
     observe(ns, spec["checks"])

@@ -57,9 +57,11 @@ SVG_ATTRIBUTES = {"viewbox", "viewBox", "xmlns", "version", "d", "x", "y", "x1",
                   "markerwidth", "markerheight", "refx", "refy", "orient"}
 # Layout-neutral properties only: no position, z-index, display, or anything that can lay a
 # fake page over the formgrader; values with url() or CSS escapes are dropped whole (below).
-STYLE_PROPERTIES = {"color", "background-color", "font-weight", "font-style", "font-size", "font-family",
-                    "text-align", "text-decoration", "vertical-align", "white-space", "padding", "padding-left",
-                    "padding-right", "margin-left", "margin-right", "border", "border-collapse", "border-bottom",
+# No background, border or padding either: with them a student rebuilds every rule of
+# feedback.css and draws a look-alike of the grader's report next to the real one.
+STYLE_PROPERTIES = {"color", "font-weight", "font-style", "font-size", "font-family",
+                    "text-align", "text-decoration", "vertical-align", "white-space",
+                    "margin-left", "margin-right", "border-collapse",
                     "fill", "fill-opacity", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin",
                     "stroke-opacity", "stroke-dasharray", "opacity", "text-anchor"}
 URL_ATTRIBUTES = {"href", "src", "xlink:href", "cite", "action", "formaction", "background", "poster", "data"}

@@ -34,6 +34,36 @@ MAX_NOTEBOOK_BYTES = 100_000_000
 MAX_SOURCE_CHARS = 1024**2
 
 
+# Files beside the notebook that the probe gets, as the kernel does: plain names, regular files, small.
+SUBMITTED_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,63}")
+MAX_SUBMITTED_FILE, MAX_SUBMITTED_FILES_BYTES = 1024**2, 8 * 1024**2
+
+
+def submitted_files(folder) -> dict:
+    """{name: bytes} of the regular files a student submitted beside the notebook, for the probe.
+
+    The kernel runs with them in its working folder, so code may import a submitted
+    ``helper.py``; the probe must see the same (``hidden.PROBE_FILES`` keeps the probe's own names).
+    Notebooks, names that are no plain file name, links and special files, files over 1 MiB,
+    and whatever exceeds 8 MiB in all are left out (the probe's scratch is 64 MiB).
+    """
+    found, total = {}, 0
+    folder = Path(folder)
+    for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+        name = path.name
+        if not SUBMITTED_FILE.fullmatch(name) or name.endswith(".ipynb") or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            data = read_regular(str(path), MAX_SUBMITTED_FILE)
+        except (Refused, OSError):
+            continue
+        if total + len(data) > MAX_SUBMITTED_FILES_BYTES:
+            break
+        found[name] = data
+        total += len(data)
+    return found
+
+
 def source_size_problem(nb) -> str | None:
     """Why the cells' text is too large to grade and render, or None."""
     size = sum(len(cell.get("source", "")) for cell in nb.get("cells", []))

@@ -381,3 +381,30 @@ def test_a_notebook_with_megabytes_of_cell_text_is_refused_before_grading_or_ren
                  "metadata": {"path": str(folder)}}
     with pytest.raises(ValueError, match="characters of text, over the"):
         RefuseForeignSubmission().preprocess(nb, resources)
+
+
+# ---------------------------------------------------------------- files beside the notebook
+
+@pytest.mark.slow
+def test_a_helper_file_submitted_beside_the_notebook_is_graded_as_the_kernel_ran_it(tmp_path):
+    """nbgrader autograde gives the kernel the submission's files; the hidden checks' probes get them too."""
+    course = new_course(tmp_path)
+    folder = course / "submitted" / "alice" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / "adam_math.py").write_text(corpus.ADAM_MATH)
+    nb = correct_notebook()
+    adam = next(cell for cell in nb.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == "adam")
+    assert "1 - self.beta1 ** self.step_count" in adam.source, "the reference's bias correction moved"
+    adam.source = "from adam_math import bias_correction\n" + adam.source.replace(
+        "1 - self.beta1 ** self.step_count", "bias_correction(self.beta1, self.step_count)").replace(
+        "1 - self.beta2 ** self.step_count", "bias_correction(self.beta2, self.step_count)")
+    nbformat.write(nb, folder / "optimizers.ipynb")
+    nbgrader(["generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"], course)
+    result = subprocess.run([sys.executable, "-m", "autograder", "course-autograde", ASSIGNMENT, "--course",
+                             str(course)], cwd=ROOT, env=course_env(course), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0 and "graded 1 of 1" in result.stdout, result.stderr[-3000:]
+    graded = nbformat.read(course / "autograded" / "alice" / ASSIGNMENT / "optimizers.ipynb", as_version=4)
+    components = graded.metadata["autograder"]["components"]
+    assert {c: v["score"] for c, v in components.items()} == {
+        c: v["max_score"] for c, v in components.items()}, graded.metadata["autograder"]["tests"]

@@ -3,6 +3,8 @@
 Every test runs the real sandboxed probe (bubblewrap required) with a short per-check
 cap, so a hang costs a second, not the production five.
 """
+import os
+
 import nbformat
 import pytest
 
@@ -190,3 +192,56 @@ def test_adamws_runs_of_adam_come_after_everything_adamw_is_scored_on():
     assert ids[:len(scored)] == scored
     assert all(i.startswith("sig-adam-") for i in ids[first_adam:])
     assert any(i.startswith("sig-adamw-") for i in ids[len(scored):first_adam])
+
+
+# -- what the kernel ran, the probe runs: added cells whole, files beside the notebook ------------
+
+WITH_HELPER = "from adam_math import bias_correction\n"
+SIDE_EFFECTS = {   # an added cell whose statements (not definitions) make what the Adam cell imports
+    "open-write": [f"open('adam_math.py', 'w').write({corpus.ADAM_MATH!r})\n"],
+    "package": ["import os\nos.makedirs('mathlib', exist_ok=True)\n",
+                "%%writefile mathlib/__init__.py\n" + corpus.ADAM_MATH],
+    "setattr": [corpus.ADAM_MATH.replace("bias_correction", "_bc"),
+                "import builtins\nsetattr(builtins, 'bias_correction', _bc)\n"],
+}
+
+
+@pytest.mark.parametrize("how", sorted(SIDE_EFFECTS))
+def test_an_added_cells_statements_run_as_in_the_kernel(notebooks, how):
+    cells, _ = corpus.style_a()
+    imports = {"open-write": WITH_HELPER, "package": "from mathlib import bias_correction\n", "setattr": ""}[how]
+    adam = imports + corpus.fill(corpus.ADAM_A, corpus.ADAM_A_OK, corpus.ADAM_WITH_HELPER)
+    results = grade(notebooks, dict(cells, adam=adam), SIDE_EFFECTS[how])
+    assert scores(results) == FULL, [r.message for rows in results.values() for r in rows if r.score < r.max_score]
+
+
+def test_an_added_demo_that_runs_long_falls_back_to_its_definitions(notebooks):
+    """A slow demo in an added cell costs one cap per component, never the names the cell defines."""
+    cells, _ = corpus.style_a()
+    demo = corpus.ADAM_MATH + "import time\ntime.sleep(30)   # a long training demo\n"
+    adam = corpus.fill(corpus.ADAM_A, corpus.ADAM_A_OK, corpus.ADAM_WITH_HELPER)
+    results = grade(notebooks, dict(cells, adam=adam), [demo], components=("Adam",))
+    assert scores(results) == {"Adam": 30.0}
+
+
+def test_files_submitted_beside_the_notebook_reach_the_probe(notebooks):
+    cells, _ = corpus.style_a()
+    adam = WITH_HELPER + corpus.fill(corpus.ADAM_A, corpus.ADAM_A_OK, corpus.ADAM_WITH_HELPER)
+    assert scores(grade(notebooks, dict(cells, adam=adam), components=("Adam",))) == {"Adam": 0.0}
+    files = {"adam_math.py": corpus.ADAM_MATH.encode(), "out.npz": b"not the probe's results",
+             "spec.json": b"{}"}       # the probe's own names are never taken from a submission
+    assert scores(grade(notebooks, dict(cells, adam=adam), components=("Adam",), files=files)) == {"Adam": 30.0}
+
+
+def test_submitted_files_are_small_plain_regular_files(tmp_path):
+    from autograder.submission import MAX_SUBMITTED_FILE, submitted_files
+
+    (tmp_path / "helper.py").write_text("X = 1\n")
+    (tmp_path / "optimizers.ipynb").write_text("{}")
+    (tmp_path / "big.bin").write_bytes(b"x" * (MAX_SUBMITTED_FILE + 1))
+    (tmp_path / ".hidden.py").write_text("X = 2\n")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link.py").symlink_to(tmp_path / "helper.py")
+    os.link(tmp_path / "helper.py", tmp_path / "hard.py")        # helper.py now has two links: refused too
+    (tmp_path / "data.txt").write_text("1 2 3\n")
+    assert submitted_files(tmp_path) == {"data.txt": b"1 2 3\n"}

@@ -153,3 +153,17 @@ def test_the_browsers_url_parser_finds_no_other_host():
         for name, url in hp.SAME_HOST_URLS.items():
             kept = page.evaluate(hp.HOSTS_PROBE, clean_html(hp.url_carriers(url)))
             assert set(kept) == {"grader.invalid"} and len(kept) >= 3, (name, kept)
+
+
+def test_a_look_alike_report_built_from_inline_styles_loses_its_boxes():
+    """Red team: background, border and padding rebuilt feedback.css around a fake '30 / 30' table."""
+    from autograder.sanitize import clean_html
+
+    fake = ('<table style="border-collapse:collapse;width:100%"><thead><tr>'
+            '<th style="padding:4px 10px;border-bottom:2px solid #777;background-color:#f3f3f3">result</th>'
+            '</tr></thead><tbody><tr><td style="padding:4px 10px;border:1px solid #ddd;background:#efe;'
+            'color:#262">&#10004; pass</td></tr></tbody></table>')
+    cleaned = clean_html(fake)
+    for box in ("padding", "border-bottom", "border:", "background"):
+        assert box not in cleaned, cleaned
+    assert "color:#262" in cleaned and "pass" in cleaned        # text and its colour stay: only the boxes go
