@@ -47,7 +47,10 @@ def test_added_cells_run_in_notebook_order_and_tests_and_demos_do_not(notebooks,
     assert len(added) == 1 and cells[added[0]][2:] == ("added",)
     assert names[added[0] + 1] == "your cell 'optimizer'"          # right before the cell it preceded
     assert not any("def test_" in code for _, code, *_ in cells)
-    assert probe.define(cells, probe.base_namespace()) == []       # the edited demo's raise does not run
+    # The instructor's demos as given never run; the edited one runs whole, as the kernel ran it, so
+    # its raise is reported (as a problem of that cell: no score depends on it) and nothing else is.
+    assert probe.define(cells, probe.base_namespace()) == [
+        f"{names[-1]} raised SystemExit: a demo cell of the instructor must not run"]
 
 
 def test_a_helper_cell_used_by_zero_grad_gets_full_marks(notebooks):
@@ -58,13 +61,14 @@ def test_a_helper_cell_used_by_zero_grad_gets_full_marks(notebooks):
     assert "forget" in ns
 
 
-def test_demos_in_an_added_cell_do_not_run_but_definitions_do():
+def test_an_added_cell_that_ran_past_the_cap_runs_only_its_definitions():
+    """The fallback for a demo in an added cell (tests/test_fairness.py: after the watchdog stopped it)."""
     code = ("%matplotlib inline\n!ls\nimport math\nLIMIT = 3\n"
             "def helper():\n    return LIMIT\n"
             "for _ in range(10**12):\n    pass\n"
             "print(undefined_name)\nhelper()\n")
     ns = {}
-    assert probe.define([("added", code, "added")], ns) == []
+    assert probe.define([("added", code, "added")], ns, defs_only={0}) == []
     assert ns["helper"]() == 3 and "math" in ns
 
 
@@ -133,14 +137,16 @@ def test_an_import_added_to_the_given_import_cell_is_run(notebooks):
     assert scores(nb, source) == FULL
 
 
-def test_unedited_given_cells_and_edited_demos_add_no_demo_run(notebooks):
+def test_unedited_given_cells_add_no_demo_run_and_an_edited_one_runs_whole(notebooks):
     student, source = notebooks
     nb = fill(student, source, {})
     assert not any(name.startswith("your edited cell") for name, *_ in graded_code(source, nb))
     demo = next(c for c in nb.cells if c.get("id") == "cell-04")
-    demo.source += "\nraise SystemExit('a demo must not run')\n"
+    demo.source += "\nraise SystemExit('as in the kernel')\n"
     ns = probe.base_namespace()
-    assert probe.define(graded_code(source, nb), ns) == []
+    edited = [name for name, *_ in graded_code(source, nb) if name.startswith("your edited cell")]
+    assert len(edited) == 1         # only the edited demo is added, and it runs whole, as the kernel ran it
+    assert probe.define(graded_code(source, nb), ns) == [f"{edited[0]} raised SystemExit: as in the kernel"]
 
 
 def test_the_graded_solution_cell_is_the_one_nbgrader_keeps(notebooks):
