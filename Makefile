@@ -84,7 +84,7 @@ grades: env
 	@echo "grades written to grades.csv"
 
 report: env
-	$(PY) -m autograder.report $(if $(COURSE),--course $(COURSE))
+	$(PY) -m autograder.pages.report $(if $(COURSE),--course $(COURSE))
 
 book: env
 	npm ci --no-audit --no-fund --silent

@@ -601,7 +601,7 @@ def notebook(entry: Entry, student_nb, source_nb):
 
     from nbformat.v4 import new_code_cell
 
-    from .submission import grade_id
+    from .arrival.notebook import grade_id
 
     nb = copy.deepcopy(student_nb)
     for cell in nb.cells:

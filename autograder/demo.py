@@ -76,11 +76,11 @@ def record_assignment(api, course: Path) -> None:
 
 def entries(course: Path, db_url: str) -> list:
     """The grading table's entries, from the demo course's gradebook and autograded notebooks."""
-    from .report import collect
+    from .pages.report import collect
 
     top = sum(max_scores().values())
     out = []
-    for s in collect(course, db_url):
+    for s in collect(course, db_url, ASSIGNMENT):
         out.append({"submission": str(course / "submitted" / s.name / ASSIGNMENT / f"{NOTEBOOK}.ipynb"),
                     "score": s.score or 0.0, "max_score": s.max_score or top, "error": s.error,
                     "components": {c: {"score": v} for c, v in s.components.items()},

@@ -20,7 +20,7 @@ import nbformat
 from . import tempdirs, workers
 from .checks import COMPONENTS
 from .preprocessors import RESULTS_KEY
-from .submission import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
+from .arrival.notebook import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
                          load_submission, written_points)
 
 ROOT = Path(__file__).resolve().parent.parent

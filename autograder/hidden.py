@@ -20,7 +20,7 @@ from . import interruptions, reference, sandbox, tempdirs
 from .checks import COMPONENTS, failed_component, judge_component, probe_spec
 from .probe import DONE, PROBLEMS, RUNNING, TIMED_OUT, WATCHDOG
 from .probe_output import InvalidOutput, read_regular_file, read_results
-from .submission import graded_code, public_package
+from .arrival.notebook import graded_code, public_package
 
 PROBE = Path(__file__).resolve().parent / "probe.py"
 # ``wall_seconds`` is a component's time budget: all its sandboxes together (one, unless one is killed).

@@ -17,11 +17,11 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteKernelspec,
                                     SaveAutoGrades)
 
-from autograder.export import GradesCsvExport
+from autograder.pages.export import GradesCsvExport
 from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
-from autograder.feedback import ReportCSS
-from autograder.sanitize import SanitizeSubmission
-from autograder.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
+from autograder.pages.feedback import ReportCSS
+from autograder.pages.sanitize import SanitizeSubmission
+from autograder.arrival.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
                                    SafeExchangeCollect)
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
@@ -72,9 +72,9 @@ c.HTMLExporter.preprocessors = [SanitizeSubmission]
 # Rendering cost linear in a submission's size (autograder/page_render.py): code is highlighted
 # within a budget and with the course's lexers only, markdown parsed within a budget; the
 # formgrader renders synchronously, so one slow cell would block every request.
-c.HTMLExporter.filters = {"highlight_code": "autograder.page_render.highlight_code",
-                          "markdown2html": "autograder.page_render.markdown2html",
-                          "strip_files_prefix": "autograder.page_render.strip_files_prefix"}
+c.HTMLExporter.filters = {"highlight_code": "autograder.pages.render.highlight_code",
+                          "markdown2html": "autograder.pages.render.markdown2html",
+                          "strip_files_prefix": "autograder.pages.render.strip_files_prefix"}
 c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back (OverwriteReleasedCells too)
 c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
 c.SandboxedExecute.timeout = 60                  # seconds per cell

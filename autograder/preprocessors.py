@@ -26,12 +26,12 @@ from traitlets import Float, Integer, Unicode
 
 from . import sandbox, tempdirs
 from .checks import COMPONENTS
-from .feedback import report_data, score_data
+from .misconceptions import EXPLANATIONS
+from .pages.feedback import RESULTS_KEY, report_data, score_data
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
-from .sanitize import page_digest
-from .submission import component_cells, grade_id, grade_points, submitted_files
+from .pages.sanitize import page_digest
+from .arrival.notebook import component_cells, grade_id, grade_points, submitted_files
 
-RESULTS_KEY = "autograder"          # notebook metadata key holding the per-check results
 
 
 class ForeignGradeIds(NbGraderPreprocessor):
@@ -259,7 +259,7 @@ class HiddenChecks(NbGraderPreprocessor):
             # The score first (nbgrader reads the first execute_result, before any error the visible
             # tests printed), then the student's visible-test output, then the hidden-check report.
             score = score_data(component, earned, points[gid])
-            report = report_data(component, checks, earned, points[gid])
+            report = report_data(component, checks, earned, points[gid], EXPLANATIONS)
             summary["own_outputs"][gid] = [page_digest(score["text/html"]), page_digest(report["text/html"])]
             cell.outputs = [new_output("execute_result", data=score, execution_count=None),
                             *cell.get("outputs", []),

@@ -21,7 +21,7 @@ import nbformat
 from .checks import COMPONENTS, judge_component
 from .misconceptions import VARIANTS, apply
 from .reference import load, run_cells
-from .submission import grade_id
+from .arrival.notebook import grade_id
 from tinytorch.export import without_markers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,7 +341,7 @@ def fill(student_nb, source_nb, edits: dict):
 
 def expected_scores(nb, source_nb) -> dict:
     """Component scores the trusted judge gives this notebook's code, run in this process."""
-    from .submission import graded_code
+    from .arrival.notebook import graded_code
 
     cells = graded_code(source_nb, nb)
     ref = load()

@@ -5,7 +5,7 @@ from nbformat.v4 import new_code_cell
 
 from autograder import probe
 from autograder.sample_class import SOURCE, STUDENT, fill
-from autograder.submission import graded_code
+from autograder.arrival.notebook import graded_code
 from tinytorch.export import cell_code
 
 HELPER = "import numpy as np\n\ndef forget(p):\n    p.grad = None\n\nprint('helper ready')\n"

@@ -18,9 +18,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import archives, corpus, report, sample_class
-from autograder.arrival import Budget, Refused, copy_regular_tree, student_id_problem
-from autograder.submission import NotANotebook, instructor_content, read_submission
+from autograder import corpus, sample_class
+from autograder.arrival import archives
+from autograder.pages import report
+from autograder.arrival.files import Budget, Refused, copy_regular_tree, student_id_problem
+from autograder.arrival.notebook import NotANotebook, instructor_content, read_submission
 from conftest import ASSIGNMENT, ROOT, course_env
 
 SOURCE = ROOT / "source" / ASSIGNMENT / "optimizers.ipynb"
@@ -340,7 +342,7 @@ def test_course_autograde_and_the_report_refuse_before_anything_runs(tmp_path, m
         line = next(line for line in result.stderr.splitlines() if line.startswith(f"not graded: {student!r}"))
         assert why in line, line
     assert not (course / "autograded").exists()
-    students = {s.name: s for s in report.collect(course, f"sqlite:///{course / 'gradebook.db'}")}
+    students = {s.name: s for s in report.collect(course, f"sqlite:///{course / 'gradebook.db'}", "07_optimizers")}
     assert set(students) == {"mallory", "eve", "mallory,,,,100", "trudy"}
     assert all(s.error.startswith("refused at arrival:") and not s.tests for s in students.values())
     summary = report.summarise(list(students.values()))
@@ -363,8 +365,8 @@ def test_plain_nbgrader_autograde_refuses_before_the_kernel(tmp_path):
 
 def test_a_notebook_with_megabytes_of_cell_text_is_refused_before_grading_or_rendering(tmp_path):
     """Rendering is linear in a cell's size, but megabytes of it still hold a page for minutes."""
-    from autograder.collectors import RefuseForeignSubmission
-    from autograder.submission import MAX_SOURCE_CHARS
+    from autograder.arrival.collectors import RefuseForeignSubmission
+    from autograder.arrival.notebook import MAX_SOURCE_CHARS
 
     nb = correct_notebook()
     room = MAX_SOURCE_CHARS - sum(len(cell.source) for cell in nb.cells)

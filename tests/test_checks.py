@@ -9,7 +9,7 @@ import pytest
 
 from autograder import checks, reference
 from autograder.misconceptions import SLUGS, VARIANTS, apply
-from autograder.submission import component_cells, grade_points
+from autograder.arrival.notebook import component_cells, grade_points
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "

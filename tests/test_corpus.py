@@ -12,7 +12,7 @@ import pytest
 
 from autograder import checks, corpus, reference
 from autograder.sample_class import SOURCE, STUDENT
-from autograder.submission import graded_code
+from autograder.arrival.notebook import graded_code
 
 ENTRIES = corpus.entries()
 IN_PROCESS = [e for e in ENTRIES if not e.sandboxed_only]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.export import csv_cell, write_rows
+from autograder.pages.export import csv_cell, write_rows
 from conftest import ASSIGNMENT, course_env
 
 # OWASP's CSV injection list: a cell starting with one of these is a formula to a spreadsheet.

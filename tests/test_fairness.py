@@ -11,7 +11,7 @@ import pytest
 from autograder import checks, corpus, probe, sandbox
 from autograder.hidden import PROBE_LIMITS, probe_component, run_hidden_checks
 from autograder.sample_class import SOURCE, STUDENT
-from autograder.submission import graded_code
+from autograder.arrival.notebook import graded_code
 
 pytestmark = pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
 
@@ -234,7 +234,7 @@ def test_files_submitted_beside_the_notebook_reach_the_probe(notebooks):
 
 
 def test_submitted_files_are_small_plain_regular_files(tmp_path):
-    from autograder.submission import MAX_SUBMITTED_FILE, submitted_files
+    from autograder.arrival.notebook import MAX_SUBMITTED_FILE, submitted_files
 
     (tmp_path / "helper.py").write_text("X = 1\n")
     (tmp_path / "optimizers.ipynb").write_text("{}")

@@ -5,7 +5,7 @@ from nbgrader.utils import determine_grade
 from nbformat.v4 import new_code_cell, new_output
 
 from autograder.checks import CheckResult
-from autograder.feedback import report_data, score_data
+from autograder.pages.feedback import report_data, score_data
 from autograder.misconceptions import CATALOG, EXPLANATIONS, SLUGS, read_explanations
 
 ALLOWED = {"table", "thead", "tbody", "tr", "th", "td", "code", "b", "strong", "em", "p", "div", "span", "ul", "li",
@@ -24,7 +24,7 @@ def test_every_slug_has_its_explanation_and_the_table_is_the_one_source():
 
 
 def test_report_shows_each_named_misconception_with_its_text_verbatim():
-    data = report_data("AdamW", ROWS, 6, 30)
+    data = report_data("AdamW", ROWS, 6, 30, EXPLANATIONS)
     for slug in ("eps-inside-sqrt", "lr-cached"):
         assert f"What the code does: {EXPLANATIONS[slug].does}" in data["text/plain"]
         assert f"What to fix: {EXPLANATIONS[slug].fix}" in data["text/plain"]
@@ -34,7 +34,7 @@ def test_report_shows_each_named_misconception_with_its_text_verbatim():
 
 
 def test_report_html_uses_only_plain_tags_and_escapes_messages():
-    html = report_data("AdamW", ROWS, 6, 30)["text/html"]
+    html = report_data("AdamW", ROWS, 6, 30, EXPLANATIONS)["text/html"]
     assert set(re.findall(r"<(\w+)", html)) <= ALLOWED
     assert not re.search(r"<\w+[^>]*\s(?!class=)\w+=", html)           # class is the only attribute
     assert "<script>" not in html and "&lt;script&gt;" in html

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbconvert import HTMLExporter
 
-from autograder.sanitize import SanitizeSubmission
+from autograder.pages.sanitize import SanitizeSubmission
 from tools.run_notebook import run
 
 from conftest import ROOT

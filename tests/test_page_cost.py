@@ -19,8 +19,8 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from autograder.page_render import CODE_CHARS, CODE_LINES, MARKDOWN_CHARS, PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS
-from autograder.sanitize import OUTPUT_CHARS, SanitizeSubmission, is_stored_block
+from autograder.pages.render import CODE_CHARS, CODE_LINES, MARKDOWN_CHARS, PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS
+from autograder.pages.sanitize import OUTPUT_CHARS, SanitizeSubmission, is_stored_block
 
 TOKEN_SPAN = re.compile(r'<span class="[a-z]{1,3}[0-9]?">')       # a Pygments token
 
@@ -59,13 +59,13 @@ def is_plain(block: str) -> bool:
 
 
 def test_the_course_config_replaces_the_costly_filters():
-    from autograder.page_render import highlight_code, markdown2html, strip_files_prefix
+    from autograder.pages.render import highlight_code, markdown2html, strip_files_prefix
 
     filters = course_exporter().filters
     assert {name: filters[name] for name in ("highlight_code", "markdown2html", "strip_files_prefix")} == {
-        "highlight_code": "autograder.page_render.highlight_code",
-        "markdown2html": "autograder.page_render.markdown2html",
-        "strip_files_prefix": "autograder.page_render.strip_files_prefix"}
+        "highlight_code": "autograder.pages.render.highlight_code",
+        "markdown2html": "autograder.pages.render.markdown2html",
+        "strip_files_prefix": "autograder.pages.render.strip_files_prefix"}
     environment = course_exporter().environment
     assert environment.filters["markdown2html"] is markdown2html
     assert environment.filters["strip_files_prefix"] is strip_files_prefix

@@ -20,10 +20,10 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 import hostile_pages as hp
 from autograder import preprocessors
 from autograder.checks import CheckResult
-from autograder.page_render import render_markdown
+from autograder.pages.render import render_markdown
 from autograder.preprocessors import HiddenChecks
-from autograder.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest
-from autograder.submission import component_cells, grade_id
+from autograder.pages.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest
+from autograder.arrival.notebook import component_cells, grade_id
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
@@ -157,7 +157,7 @@ def test_the_browsers_url_parser_finds_no_other_host():
 
 def test_a_look_alike_report_built_from_inline_styles_loses_its_boxes():
     """Red team: background, border and padding rebuilt feedback.css around a fake '30 / 30' table."""
-    from autograder.sanitize import clean_html
+    from autograder.pages.sanitize import clean_html
 
     fake = ('<table style="border-collapse:collapse;width:100%"><thead><tr>'
             '<th style="padding:4px 10px;border-bottom:2px solid #777;background-color:#f3f3f3">result</th>'

@@ -419,7 +419,7 @@ def sgd_cells(top_level: str) -> list:
     """The instructor's cells, with ``top_level`` appended to the student's SGD cell."""
     import nbformat
 
-    from autograder.submission import graded_code
+    from autograder.arrival.notebook import graded_code
 
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
     return [(name, code + "\n" + top_level if name == "your cell 'sgd'" else code)

@@ -30,8 +30,9 @@ from nbformat.warnings import DuplicateCellId
 
 import hostile_pages as hp
 from autograder.checks import CheckResult
-from autograder.feedback import report_data
-from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
+from autograder.misconceptions import EXPLANATIONS
+from autograder.pages.feedback import report_data
+from autograder.pages.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
 
 
 def sanitized(nb):
@@ -185,7 +186,7 @@ def test_markdown_with_raw_html_still_reads_well_and_cleaning_is_idempotent():
 def test_report_html_keeps_its_structure():
     report = report_data("Adam", [CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
                                   CheckResult("adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>",
-                                              ["eps-inside-sqrt"])], 5, 10)
+                                              ["eps-inside-sqrt"])], 5, 10, EXPLANATIONS)
     cleaned = own_html(report["text/html"])          # the grader's own output keeps the report's classes
     for fragment in ("<div class=\"autograder-report\">", "<table class=\"autograder-checks\">", "<th>check</th>",
                      "<code>adam-eps</code>", "<b>Hidden checks for Adam: 5 / 10 points</b>", "eps-inside-sqrt",
@@ -247,7 +248,7 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     steps = list(config.Autograde.autograde_preprocessors)
     assert steps.index(SandboxedExecute) < steps.index(SanitizeSubmission)
     assert steps.index(HiddenChecks) < steps.index(SanitizeSubmission) < steps.index(SaveAutoGrades)
-    from autograder.feedback import ReportCSS
+    from autograder.pages.feedback import ReportCSS
 
     assert list(config.GenerateFeedback.preprocessors) == [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor,
                                                            ReportCSS]

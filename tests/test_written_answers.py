@@ -6,7 +6,7 @@ import nbformat
 import pytest
 
 from autograder.grade import course_config
-from autograder.submission import component_cells, written_points
+from autograder.arrival.notebook import component_cells, written_points
 from tinytorch.export import read_notebook
 from tools import generate
 

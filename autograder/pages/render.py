@@ -118,6 +118,17 @@ def render_markdown(source: str, attachments: dict | None = None, **renderer_opt
     return MarkdownWithMath(renderer=renderer).render(source)
 
 
+# A markdown cell the sanitizer stored as one cleaned HTML block (sanitize.py writes it; both read it).
+SANITIZED_CLASS = "autograder-sanitized"
+BLOCK_START, BLOCK_END = f'<div class="{SANITIZED_CLASS}">', "</div>"
+
+
+def is_stored_block(source: str) -> bool:
+    """Shaped like what the sanitizer stores: one line, in the wrapper (cheap: no parsing)."""
+    return ("\n" not in source and "\r" not in source and source.startswith(BLOCK_START)
+            and source.endswith(BLOCK_END))
+
+
 @pass_context
 def markdown2html(context, source: str) -> str:
     """nbconvert's ``markdown2html`` filter (cell attachments from the template's context), bounded.
@@ -125,8 +136,6 @@ def markdown2html(context, source: str) -> str:
     A cell the sanitizer stored as one HTML block (over the budget, or cleaned) is a single
     line that mistune takes whole, without inline parsing: linear, so it is rendered as is.
     """
-    from .sanitize import is_stored_block      # sanitize renders with this module: import late
-
     cell = context.get("cell", {}) or {}
     if is_stored_block(source):
         return MarkdownWithMath(renderer=IPythonRenderer(escape=False)).render(source)

@@ -1,10 +1,10 @@
-"""``python -m autograder.report [--course DIR] [--out DIR]``: the class report of module 07.
+"""``python -m autograder.pages.report [--course DIR] [--assignment A] [--out DIR]``: the class report.
 
-Writes ``reports/07_optimizers.html`` (score distribution, pass rate of every hidden
+Writes ``reports/<assignment>.html`` (score distribution, pass rate of every hidden
 check, misconceptions and the students behind them, submissions with errors; figures
-drawn by matplotlib and embedded as PNG) and ``reports/07_optimizers.csv`` (one row per
+drawn by matplotlib and embedded as PNG) and ``reports/<assignment>.csv`` (one row per
 student). Scores come from the course gradebook (nbgrader's ``Gradebook``); per-check
-detail from the ``autograder`` metadata of each ``autograded/<student>/07_optimizers/``
+detail from the ``autograder`` metadata of each ``autograded/<student>/<assignment>/``
 notebook. That metadata sits in a file next to student output, so it is treated as
 untrusted: types and sizes are checked, strings are bounded, the page is rendered by
 Jinja2 with autoescaping, figure labels are drawn with mathtext off, and the CSV is written by
@@ -24,13 +24,12 @@ from pathlib import Path
 import nbformat
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from .checks import catalog
+from ..checks import catalog
 from .export import write_rows
-from .preprocessors import RESULTS_KEY
-from .submission import arrival_problem
+from .feedback import RESULTS_KEY
+from ..arrival.notebook import arrival_problem
+from ..course import api, assignments, notebook_name, only_assignment
 
-ROOT = Path(__file__).resolve().parent.parent
-ASSIGNMENT, NOTEBOOK = "07_optimizers", "optimizers"
 MAX_NOTEBOOK_BYTES = 64 * 1024**2       # larger autograded notebooks are reported, not parsed
 MAX_TEXT = 120                          # characters kept of any string read from metadata
 MAX_TESTS = 200                         # per-check entries read per notebook
@@ -95,7 +94,7 @@ def read_results(path: Path) -> tuple:
     return components, tests, f"notebook stopped: {_text(stopped[0])}" if stopped else None
 
 
-def collect(course: Path, db_url: str, assignment: str = ASSIGNMENT) -> list:
+def collect(course: Path, db_url: str, assignment: str) -> list:
     """Every student who submitted or is in the gradebook, with scores and per-check results."""
     from nbgrader.api import Gradebook
 
@@ -108,8 +107,9 @@ def collect(course: Path, db_url: str, assignment: str = ASSIGNMENT) -> list:
     for path in sorted((course / "submitted").glob(f"*/{assignment}")):
         students.setdefault(path.parent.name, Student(path.parent.name))
     refused = refusals(course, assignment)
+    notebook = notebook_name(course, assignment)
     for student in students.values():
-        path = course / "autograded" / student.name / assignment / f"{NOTEBOOK}.ipynb"
+        path = course / "autograded" / student.name / assignment / f"{notebook}.ipynb"
         student.components, student.tests, student.error = read_results(path)
         if student.name in refused:   # the same judgement course-autograde made: nothing of it was graded
             student.components, student.tests, student.error = {}, [], refused[student.name]
@@ -120,8 +120,10 @@ def collect(course: Path, db_url: str, assignment: str = ASSIGNMENT) -> list:
 
 def refusals(course: Path, assignment: str) -> dict:
     """{submitted folder name: why it was refused at arrival} (autograder/arrival.py's rules)."""
-    source = course / "source" / assignment / f"{NOTEBOOK}.ipynb"
-    if not (course / "submitted").is_dir() or not source.is_file():
+    if not (course / "submitted").is_dir() or assignment not in assignments(course):
+        return {}
+    source = course / "source" / assignment / f"{notebook_name(course, assignment)}.ipynb"
+    if not source.is_file():
         return {}
     source_nb = nbformat.read(source, as_version=4)
     found = {}
@@ -208,7 +210,7 @@ def write_csv(students: list, path: Path) -> None:
         "; ".join(c for c, passed, _ in s.tests if not passed), s.error] for s in students))
 
 
-def render(students: list, assignment: str = ASSIGNMENT) -> str:
+def render(students: list, assignment: str) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     summary = summarise(students)
@@ -216,12 +218,11 @@ def render(students: list, assignment: str = ASSIGNMENT) -> str:
         assignment=assignment, students=students, summary=summary, figures=figures(summary))
 
 
-def build(course: Path = ROOT, out: Path | None = None, assignment: str = ASSIGNMENT) -> tuple:
+def build(course: Path, out: Path | None = None, assignment: str | None = None) -> tuple:
     """Write the report and CSV; return their paths."""
-    from .grade import _api
-
+    assignment = assignment or only_assignment(course)
     out = out or course / "reports"
-    students = collect(course, _api(course).coursedir.db_url, assignment)
+    students = collect(course, api(course).coursedir.db_url, assignment)
     if not students:
         raise SystemExit(f"no submissions in {course / 'submitted'} and none in the gradebook: "
                          "run `make autograde` first")
@@ -233,11 +234,12 @@ def build(course: Path = ROOT, out: Path | None = None, assignment: str = ASSIGN
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--course", type=Path, default=ROOT, help="course root (default: this repository)")
+    parser = argparse.ArgumentParser(prog="python -m autograder.pages.report", description=__doc__.splitlines()[0])
+    parser.add_argument("--course", type=Path, default=Path.cwd(), help="course root (default: the current folder)")
+    parser.add_argument("--assignment", help="the assignment (default: the course's only one)")
     parser.add_argument("--out", type=Path, help="output folder (default: COURSE/reports)")
     args = parser.parse_args(argv)
-    for path in build(args.course.resolve(), args.out):
+    for path in build(args.course.resolve(), args.out, args.assignment):
         print(f"wrote {path}")
     return 0
 

@@ -23,9 +23,9 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int, Unicode
 
 from . import archives
-from .arrival import (Budget, Refused, copy_regular_file, copy_regular_tree, ignored, instructor_text,
+from .files import (Budget, Refused, copy_regular_file, copy_regular_tree, ignored, instructor_text,
                       student_id_problem, tree_problem)
-from .submission import instructor_content, source_size_problem
+from .notebook import instructor_content, source_size_problem
 
 MAX_SUBMISSION_FILES = 1000
 

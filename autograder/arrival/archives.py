@@ -19,7 +19,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 
-from .arrival import CHUNK, CREATE_FILE, OPEN_DIR, Budget, Refused, open_regular
+from .files import CHUNK, CREATE_FILE, OPEN_DIR, Budget, Refused, open_regular
 
 MIB = 1 << 20
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import nbformat
 from nbgrader import utils
 
+import tinytorch
 from tinytorch.export import cell_code, export_cells
 
-from .arrival import (Refused, instructor_secrets, instructor_text, read_regular, student_id_problem,
+from .files import (Refused, instructor_secrets, instructor_text, read_regular, student_id_problem,
                       tree_problem)
 
 COMPONENT_CALL = re.compile(r"""assert_component\(\s*["'](\w+)["']""")
-PACKAGE = Path(__file__).resolve().parent.parent / "tinytorch"
+PACKAGE = Path(tinytorch.__file__).resolve().parent
 # What student code may import from tinytorch while graded: the stand-in for
 # modules 01-06. Not core/optimizers.py: the placeholders until a student exports.
 PUBLIC_MODULES = ("__init__.py", "core/__init__.py", "core/tensor.py", "core/layers.py", "export.py")
@@ -29,7 +30,7 @@ class NotANotebook(ValueError):
 # nbgrader's own cap on a submitted file (CourseDirectory.max_file_size, 100000 KB).
 MAX_NOTEBOOK_BYTES = 100_000_000
 # The text of all cells together. Pages render a cell's text in time linear in its size (plain past a
-# budget, autograder/page_render.py), but a page of megabytes still takes minutes; the assignment is
+# budget, autograder/pages/render.py), but a page of megabytes still takes minutes; the assignment is
 # about 43 KB of text, so 1 MiB leaves room for any honest work and bounds every render.
 MAX_SOURCE_CHARS = 1024**2
 

@@ -33,7 +33,8 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
-from .page_render import MARKDOWN_CHARS, MARKDOWN_LINES, PAGE_MARKDOWN_CHARS, Allowance, render_markdown, within
+from .render import (BLOCK_END, BLOCK_START, MARKDOWN_CHARS, MARKDOWN_LINES, PAGE_MARKDOWN_CHARS, SANITIZED_CLASS, Allowance,
+                     is_stored_block, render_markdown, within)
 
 RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
@@ -192,8 +193,6 @@ def _needs_cleaning(tokens: list, attachments: dict) -> bool:
     return False
 
 
-SANITIZED_CLASS = "autograder-sanitized"
-BLOCK_START, BLOCK_END = f'<div class="{SANITIZED_CLASS}">', "</div>"
 
 
 def _one_line(fragment: str) -> str:
@@ -207,12 +206,6 @@ def _html_block(fragment: str) -> str:
     The wrapper's class is the sanitizer's, added after cleaning (student HTML keeps none).
     """
     return f"{BLOCK_START}{_one_line(clean_html(fragment))}{BLOCK_END}"
-
-
-def is_stored_block(source: str) -> bool:
-    """Shaped like what ``_html_block`` writes: one line, in the wrapper (cheap: no parsing)."""
-    return ("\n" not in source and "\r" not in source and source.startswith(BLOCK_START)
-            and source.endswith(BLOCK_END))
 
 
 def _is_one_clean_block(source: str) -> bool:
