@@ -19,7 +19,7 @@ import nbformat
 
 from . import tempdirs, workers
 from .checks import COMPONENTS
-from .preprocessors import RESULTS_KEY
+from .pages.feedback import RESULTS_KEY
 from .arrival.notebook import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
                          load_submission, written_points)
 

@@ -1,15 +1,16 @@
 """nbgrader configuration: the repository root is an nbgrader course.
 
-source/07_optimizers/   instructor notebook (generated from src/)
-modules/07_optimizers/  student notebook: nbgrader's release directory
-submitted/<student>/07_optimizers/, autograded/, feedback/: nbgrader's usual folders
+source/<assignment>/   instructor notebook (generated from src/)
+modules/<assignment>/  student notebook: nbgrader's release directory
+submitted/<student>/<assignment>/, autograded/, feedback/: nbgrader's usual folders
 
 Point nbgrader here with ``JUPYTER_CONFIG_PATH=autograder`` (the Makefile does);
 ``AUTOGRADER_COURSE_ROOT`` moves the course elsewhere. The autograde pipeline is replaced by the hardened one in
-autograder/preprocessors.py, so plain ``nbgrader autograde`` runs student code
+autograder/pipeline/ (one preprocessor a file), so plain ``nbgrader autograde`` runs student code
 in the sandbox and scores from the hidden checks.
 """
 import os
+import shutil
 import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
@@ -18,7 +19,10 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     SaveAutoGrades)
 
 from autograder.pages.export import GradesCsvExport
-from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
+from autograder.pipeline.grade_ids import ForeignGradeIds
+from autograder.pipeline.hidden_checks import HiddenChecks
+from autograder.pipeline.released_cells import OverwriteReleasedCells
+from autograder.preprocessors import SandboxedExecute
 from autograder.pages.feedback import ReportCSS
 from autograder.pages.sanitize import SanitizeSubmission
 from autograder.arrival.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
@@ -26,9 +30,11 @@ from autograder.arrival.collectors import (CappedExtractor, CheckedFileNameColle
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
-# nbgrader runs `alembic` (gradebook migrations) as a command: find it beside this interpreter
-# even when nbgrader is started as .venv/bin/nbgrader from a shell without the venv on PATH.
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+# nbgrader runs `alembic` (gradebook migrations) as a command when it creates a gradebook: when
+# nbgrader is started as .venv/bin/nbgrader from a shell without the venv on PATH, and only then,
+# the interpreter's own folder (which holds alembic) goes at the end of PATH.
+if shutil.which("alembic") is None:
+    os.environ["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), os.path.dirname(sys.executable)])
 
 ROOT = os.environ.get("AUTOGRADER_COURSE_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 c.CourseDirectory.root = ROOT

@@ -18,10 +18,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import hostile_pages as hp
-from autograder import preprocessors
+from autograder.pipeline import hidden_checks as preprocessors
 from autograder.checks import CheckResult
 from autograder.pages.render import render_markdown
-from autograder.preprocessors import HiddenChecks
+from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pages.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest
 from autograder.arrival.notebook import component_cells, grade_id
 

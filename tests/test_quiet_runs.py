@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from autograder.grade import _api
-from autograder.preprocessors import OverwriteReleasedCells
+from autograder.pipeline.released_cells import OverwriteReleasedCells
 
 from conftest import ASSIGNMENT, ROOT, course_env
 
