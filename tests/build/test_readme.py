@@ -21,7 +21,7 @@ import pytest
 from test_collection import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
 from test_course_data import add_manual_grade, plant_course_data, snapshot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 VENV = Path(sys.executable).parent.parent
 STARTS = ("make ", ".venv/bin/", "JUPYTER_CONFIG_PATH=", "NBGRADER_EXCHANGE_ROOT=", "AUTOGRADER_DB_URL=",

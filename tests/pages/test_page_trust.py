@@ -25,7 +25,7 @@ from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pages.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest
 from autograder.arrival.notebook import component_cells, grade_id
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 STUDENT = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
 

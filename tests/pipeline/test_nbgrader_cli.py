@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 CASES = ("correct-reference", "bug-betas-swapped", "hostile-patched-asserts", "hostile-os-exit-adamw",
          "hostile-changed-grade-ids", "correct-noisy-stderr")

@@ -28,7 +28,7 @@ from packaging.version import Version
 from tools import leaks, student_dist
 from tools.binder_venv import binder_env, build_binder_venv
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTOR_NB = ROOT / leaks.INSTRUCTOR_NB
 STUDENT_NB = Path("modules") / "07_optimizers" / "optimizers.ipynb"
 # The tools students need, which Binder must install and the `course` extra must list.

@@ -19,7 +19,7 @@ import pytest
 
 from autograder.sample_class import NETWORK_PORT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

@@ -44,7 +44,7 @@ from tools.binder_venv import binder_env, build_binder_venv
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 INSTRUCTOR_NB = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 STUDENT_NB = "modules/07_optimizers/optimizers.ipynb"

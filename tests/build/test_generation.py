@@ -12,7 +12,7 @@ from support import solution_source
 from tinytorch.export import ExportRefused, export_student_notebook, read_notebook
 from tools import generate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / generate.SRC
 STUDENT = ROOT / generate.STUDENT
 INSTRUCTOR = ROOT / generate.INSTRUCTOR

@@ -25,7 +25,7 @@ import pytest
 from autograder import sample_class
 from tools import generate, leaks, student_dist
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ASSIGNMENT, COURSE_ID = "07_optimizers", "tinytorch-07"
 RELEASED = Path("modules") / ASSIGNMENT / "optimizers.ipynb"

@@ -354,7 +354,7 @@ def test_invalid_grade_id_makes_the_cell_plain_and_execution_count_is_an_int():
 
 # == slow: the real nbgrader autograde and generate_feedback, the real formgrader, Chromium =======
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 ASSIGNMENT = "07_optimizers"
 COURSE_DATA = ("submitted", "autograded", "feedback", "gradebook.db", "grades.csv", "reports", "exchange",
