@@ -9,7 +9,7 @@ NBGRADER := JUPYTER_CONFIG_PATH=$(CURDIR)/autograder $(VENV)/bin/nbgrader
 ASSIGNMENT := 07_optimizers
 DEST ?= ../optimizers-07-student
 
-.PHONY: help env instructor-env demo test test-fast test-e2e generate reference check-drift run-notebook sample-class \
+.PHONY: help env instructor-env demo lint test test-fast test-e2e generate reference check-drift run-notebook sample-class \
         autograde feedback grades report book student-dist bench clean
 
 help:
@@ -61,7 +61,13 @@ sample-class: env
 demo: generate reference run-notebook sample-class
 	$(PY) -m autograder.demo --course demo
 
-test: env
+# Style and layering first (seconds), then the suite.
+lint: env
+	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/ruff format --check --quiet .
+	$(VENV)/bin/lint-imports --no-cache
+
+test: env lint
 	$(PY) -m pytest -q --durations=15
 
 test-fast: env
