@@ -24,7 +24,8 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocessor, OverwriteCells
 from traitlets import Float, Integer, Unicode
 
-from . import sandbox, tempdirs
+from . import sandbox
+from .sandbox import tempdirs
 from .checks import COMPONENTS
 from .feedback import report_data, score_data
 from .hidden import run_hidden_checks, runtime_dir, sandbox_mode

@@ -4,13 +4,13 @@ import sys
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Four threads (as the four component probes are) ask for the run folder at the same moment;
 # the sweep before the first folder is made is slowed down so that they all arrive before it exists.
 RACE = textwrap.dedent("""
     import threading, time
-    from autograder import tempdirs
+    from autograder.sandbox import tempdirs
     real_sweep = tempdirs.sweep
     tempdirs.sweep = lambda *a, **k: (time.sleep(0.05), real_sweep(*a, **k))[1]
     barrier = threading.Barrier(4)
@@ -31,3 +31,4 @@ def test_threads_share_one_run_folder_and_exit_quietly(tmp_path):
     assert result.stdout.strip() == "1", "each thread made a run folder of its own"
     assert result.stderr == "", result.stderr            # no "Exception ignored in atexit callback"
     assert list(tmp_path.iterdir()) == [], "the run folder outlived its process"
+

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from nbclient.exceptions import DeadKernelError
 
-from autograder import memcap, sandbox, tempdirs
+from autograder import sandbox
+from autograder.sandbox import memcap, tempdirs
 from autograder.hidden import PROBE_LIMITS
 from autograder.sandbox import Limits
 
@@ -196,7 +197,7 @@ def test_groups_of_a_killed_grader_are_swept(tmp_path):
         from autograder import sandbox
         sandbox.run([sys.executable, "-c", "import time; time.sleep(120)"], Path({str(tmp_path / 's')!r}),
                     sandbox.Limits(wall_seconds=120))
-    """)], cwd=Path(__file__).resolve().parents[1])
+    """)], cwd=Path(__file__).resolve().parents[2])
     backend = memcap.detect()
     pattern = f"{memcap.PREFIX}{grader.pid}-*"
     deadline = time.monotonic() + 60
