@@ -18,7 +18,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     SaveAutoGrades)
 
 from autograder.export import GradesCsvExport
-from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells, SandboxedExecute
+from autograder.preprocessors import ForeignGradeIds, HiddenChecks, OverwriteReleasedCells
+from autograder.pipeline.execute import SandboxedExecute
 from autograder.feedback import ReportCSS
 from autograder.sanitize import SanitizeSubmission
 from autograder.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,

@@ -241,7 +241,8 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
     from autograder.grade import course_config
-    from autograder.preprocessors import HiddenChecks, SandboxedExecute
+    from autograder.pipeline.execute import SandboxedExecute
+    from autograder.preprocessors import HiddenChecks
 
     config = course_config(tmp_path)
     steps = list(config.Autograde.autograde_preprocessors)

@@ -254,7 +254,7 @@ def test_nbgrader_kernel_killed_for_memory_says_so(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from autograder.preprocessors import SandboxedExecute
+    from autograder.pipeline.execute import SandboxedExecute
 
     nb = new_notebook(cells=[new_code_cell(textwrap.dedent(THREE_CHILDREN)), new_code_cell("print('after')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
