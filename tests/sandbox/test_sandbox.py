@@ -156,9 +156,10 @@ def test_memory_limit_stops_3gb_but_allows_100mb(scratch):
 
 
 def sandbox_user_pids() -> set[int]:
-    """Live processes of any sandbox uid."""
+    """Live processes of this process's sandbox uids (other graders on the machine have their own block)."""
+    first = sandbox.SANDBOX_ID_BASE + os.getpid() * sandbox.IDS_PER_PROCESS
     return {p.pid for p in psutil.process_iter(["uids", "status"])
-            if p.info["uids"] and p.info["uids"].real >= sandbox.SANDBOX_ID_BASE
+            if p.info["uids"] and first <= p.info["uids"].real < first + sandbox.IDS_PER_PROCESS
             and p.info["status"] != psutil.STATUS_ZOMBIE}
 
 
