@@ -264,3 +264,27 @@ def test_nbgrader_kernel_killed_for_memory_says_so(tmp_path):
     assert stopped and stopped[0].evalue.startswith("out of memory (its processes together used more than")
     assert "out of memory" in nb.cells[1].outputs[0].text
     assert own_groups() == []
+
+
+@needs_cgroup
+@pytest.mark.slow
+def test_a_kernels_memory_kill_is_still_named_after_its_cleanup(tmp_path):
+    """killed_reason() outlives the memory group: nbclient may clean up before the reason is read."""
+    import asyncio
+
+    async def grade() -> str | None:
+        km = sandbox.SandboxedKernelManager(kernel_name="python3")
+        await km.start_kernel(cwd=str(tmp_path))
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        client.execute(textwrap.dedent(THREE_CHILDREN))
+        while await km.is_alive():
+            await asyncio.sleep(0.2)
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)   # cleanup: the group is removed
+        return km.killed_reason()
+
+    reason = asyncio.run(asyncio.wait_for(grade(), timeout=120))
+    assert reason and reason.startswith("out of memory (its processes together used more than")
+    assert own_groups() == []
