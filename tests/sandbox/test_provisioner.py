@@ -71,3 +71,15 @@ def test_a_killed_kernel_stops_the_notebook_not_the_batch(tmp_path):
     assert nb.cells[1].outputs[-1]["ename"] == "AutograderStopped"
     assert nb.cells[1].outputs[-1]["evalue"].startswith("the kernel died")
     assert nb.cells[2].outputs[0]["text"].startswith("[not run by the autograder: the kernel died")
+
+
+def test_the_kernel_refuses_to_start_without_the_sandbox(monkeypatch, tmp_path):
+    """Defence in depth: a caller that skipped check() still gets no kernel outside bwrap."""
+    import asyncio
+
+    monkeypatch.delenv("AUTOGRADER_SANDBOX", raising=False)
+    monkeypatch.setattr(sandbox.policy, "_probe", lambda: "bwrap not found on PATH")
+    km = sandbox.SandboxedKernelManager(kernel_name="python3")
+    with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
+        asyncio.run(km.start_kernel(cwd=str(tmp_path)))
+    assert not km.has_kernel
