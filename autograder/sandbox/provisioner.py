@@ -28,13 +28,13 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.provisioning import KernelProvisionerFactory, LocalProvisioner
 from traitlets import Dict, Instance, Integer, List, Unicode, default
 
 from . import tempdirs
 from .bwrap import BWRAP_ENV, base_env, bwrap_argv
 from .limits import Limits, drops_privileges, new_sandbox_id, prepare_dir
-from .policy import use_bwrap
+from .policy import SandboxUnavailable, use_bwrap
 from .tree import TreeCap, kill_group, kill_namespace, pidfd_from_info, set_rlimits
 
 #: The provisioner's entry point name (pyproject.toml, ``jupyter_client.kernel_provisioners``).
@@ -272,6 +272,11 @@ class SandboxKernelSpecManager(KernelSpecManager):
         spec = super().get_kernel_spec(kernel_name)
         spec.metadata = {**spec.metadata, "kernel_provisioner": {"provisioner_name": PROVISIONER_NAME}}
         spec.interrupt_mode = "message"
+        if not KernelProvisionerFactory.instance().is_provisioner_available(spec):
+            raise SandboxUnavailable(
+                f"refusing to start a kernel: the sandbox's kernel provisioner {PROVISIONER_NAME!r} is not "
+                "registered in this Python environment. No student code was run. Reinstall the package "
+                "(make env, or pip install -e .) so that its jupyter_client.kernel_provisioners entry point exists.")
         return spec
 
 

@@ -83,3 +83,14 @@ def test_the_kernel_refuses_to_start_without_the_sandbox(monkeypatch, tmp_path):
     with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
         asyncio.run(km.start_kernel(cwd=str(tmp_path)))
     assert not km.has_kernel
+
+
+def test_an_unregistered_provisioner_is_a_clear_refusal(monkeypatch):
+    """An environment installed before the entry point existed says how to fix it."""
+    import jupyter_client.provisioning.factory as factory
+
+    monkeypatch.delitem(KernelProvisionerFactory.provisioners, PROVISIONER_NAME, raising=False)
+    monkeypatch.setattr(factory, "entry_points", lambda **kw: [])
+    km = sandbox.SandboxedKernelManager(kernel_name="python3")
+    with pytest.raises(sandbox.SandboxUnavailable, match="pip install -e"):
+        km.kernel_spec  # noqa: B018
