@@ -17,7 +17,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import tempdirs, workers
+from . import workers
+from .sandbox import tempdirs
 from .checks import COMPONENTS
 from .pages.feedback import RESULTS_KEY
 from .arrival.notebook import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,

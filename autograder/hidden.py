@@ -16,7 +16,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from . import interruptions, reference, sandbox, tempdirs
+from . import interruptions, reference, sandbox
+from .sandbox import tempdirs
 from .checks import COMPONENTS, failed_component, judge_component, probe_spec
 from .probe import DONE, PROBLEMS, RUNNING, TIMED_OUT, WATCHDOG
 from .probe_output import InvalidOutput, read_regular_file, read_results

@@ -22,7 +22,7 @@ from autograder.pages.export import GradesCsvExport
 from autograder.pipeline.grade_ids import ForeignGradeIds
 from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pipeline.released_cells import OverwriteReleasedCells
-from autograder.preprocessors import SandboxedExecute
+from autograder.pipeline.execute import SandboxedExecute
 from autograder.pages.feedback import ReportCSS
 from autograder.pages.sanitize import SanitizeSubmission
 from autograder.arrival.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,

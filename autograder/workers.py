@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from . import tempdirs
+from .sandbox import tempdirs
 
 #: Address-space cap of a grading worker (soft limit, so its sandboxes may still set their own).
 #: A worker uses about 1 GiB of address space (Python, numpy, nbgrader, zmq threads).

@@ -243,7 +243,7 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
 
     from autograder.grade import course_config
     from autograder.pipeline.hidden_checks import HiddenChecks
-    from autograder.preprocessors import SandboxedExecute
+    from autograder.pipeline.execute import SandboxedExecute
 
     config = course_config(tmp_path)
     steps = list(config.Autograde.autograde_preprocessors)

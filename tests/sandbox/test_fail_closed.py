@@ -11,7 +11,7 @@ import pytest
 from autograder import sandbox
 from autograder.sample_class import SOURCE, STUDENT, fill
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAKE_FAILURE = "setpriv: failed to execute /nowhere/bin/python: No such file or directory"
 
 
@@ -126,7 +126,7 @@ def test_off_is_announced_on_every_check_in_one_process(monkeypatch):
 def test_run_refuses_instead_of_falling_back(monkeypatch, tmp_path):
     """Defence in depth: even a caller that skipped check() cannot run code unsandboxed."""
     monkeypatch.delenv("AUTOGRADER_SANDBOX", raising=False)
-    monkeypatch.setattr(sandbox, "_probe", lambda: "bwrap not found on PATH")
+    monkeypatch.setattr(sandbox.policy, "_probe", lambda: "bwrap not found on PATH")
     marker = tmp_path / "ran"
     with pytest.raises(sandbox.SandboxUnavailable, match="bubblewrap"):
         sandbox.run([sys.executable, "-c", f"open({str(marker)!r}, 'w')"], tmp_path / "scratch")

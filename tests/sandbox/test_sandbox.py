@@ -23,10 +23,11 @@ from nbclient.exceptions import DeadKernelError
 from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
-from autograder import sandbox, tempdirs
+from autograder import sandbox
+from autograder.sandbox import tempdirs
 from autograder.sandbox import Limits, SandboxedKernelManager
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 needs_bwrap = pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
@@ -155,9 +156,10 @@ def test_memory_limit_stops_3gb_but_allows_100mb(scratch):
 
 
 def sandbox_user_pids() -> set[int]:
-    """Live processes of any sandbox uid."""
+    """Live processes of this process's sandbox uids (other graders on the machine have their own block)."""
+    first = sandbox.SANDBOX_ID_BASE + os.getpid() * sandbox.IDS_PER_PROCESS
     return {p.pid for p in psutil.process_iter(["uids", "status"])
-            if p.info["uids"] and p.info["uids"].real >= sandbox.SANDBOX_ID_BASE
+            if p.info["uids"] and first <= p.info["uids"].real < first + sandbox.IDS_PER_PROCESS
             and p.info["status"] != psutil.STATUS_ZOMBIE}
 
 
@@ -363,7 +365,7 @@ def test_kernel_runtime_dir_tricks_neither_hang_nor_leak(tmp_path):
     secret.write_text(marker)
     script = textwrap.dedent(f"""
         import logging, sys
-        sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(REPO / 'tests' / 'sandbox')!r})
         logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
         from pathlib import Path
         from test_sandbox import execute
@@ -386,7 +388,7 @@ def test_sandbox_uids_of_different_graders_never_collide(monkeypatch):
     """Graders whose pids agree modulo any power of two still get disjoint uids, all valid 32-bit ids."""
     seen = {}
     for pid in (1000, 1000 + 4096, 1000 + 2 * 4096, 1001, sandbox.PID_LIMIT - 1):
-        monkeypatch.setattr(sandbox.os, "getpid", lambda pid=pid: pid)
+        monkeypatch.setattr(sandbox.limits.os, "getpid", lambda pid=pid: pid)
         ids = {sandbox.new_sandbox_id() for _ in range(sandbox.IDS_PER_PROCESS)}
         assert len(ids) == sandbox.IDS_PER_PROCESS
         for uid in ids:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from nbclient.exceptions import DeadKernelError
 
-from autograder import memcap, sandbox, tempdirs
+from autograder import sandbox
+from autograder.sandbox import memcap, tempdirs
 from autograder.hidden import PROBE_LIMITS
 from autograder.sandbox import Limits
 
@@ -196,7 +197,7 @@ def test_groups_of_a_killed_grader_are_swept(tmp_path):
         from autograder import sandbox
         sandbox.run([sys.executable, "-c", "import time; time.sleep(120)"], Path({str(tmp_path / 's')!r}),
                     sandbox.Limits(wall_seconds=120))
-    """)], cwd=Path(__file__).resolve().parents[1])
+    """)], cwd=Path(__file__).resolve().parents[2])
     backend = memcap.detect()
     pattern = f"{memcap.PREFIX}{grader.pid}-*"
     deadline = time.monotonic() + 60
@@ -253,7 +254,7 @@ def test_nbgrader_kernel_killed_for_memory_says_so(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from autograder.preprocessors import SandboxedExecute
+    from autograder.pipeline.execute import SandboxedExecute
 
     nb = new_notebook(cells=[new_code_cell(textwrap.dedent(THREE_CHILDREN)), new_code_cell("print('after')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -262,4 +263,28 @@ def test_nbgrader_kernel_killed_for_memory_says_so(tmp_path):
     stopped = [out for out in nb.cells[0].outputs if out.output_type == "error"]
     assert stopped and stopped[0].evalue.startswith("out of memory (its processes together used more than")
     assert "out of memory" in nb.cells[1].outputs[0].text
+    assert own_groups() == []
+
+
+@needs_cgroup
+@pytest.mark.slow
+def test_a_kernels_memory_kill_is_still_named_after_its_cleanup(tmp_path):
+    """killed_reason() outlives the memory group: nbclient may clean up before the reason is read."""
+    import asyncio
+
+    async def grade() -> str | None:
+        km = sandbox.SandboxedKernelManager(kernel_name="python3")
+        await km.start_kernel(cwd=str(tmp_path))
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        client.execute(textwrap.dedent(THREE_CHILDREN))
+        while await km.is_alive():
+            await asyncio.sleep(0.2)
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)   # cleanup: the group is removed
+        return km.killed_reason()
+
+    reason = asyncio.run(asyncio.wait_for(grade(), timeout=120))
+    assert reason and reason.startswith("out of memory (its processes together used more than")
     assert own_groups() == []

@@ -26,8 +26,9 @@ PREFIX = "autograder-run-"
 _MS_NOSUID, _MS_NODEV = 2, 4
 _MNT_DETACH = 2
 _mine: dict[int, Path] = {}  # {pid: its run folder}; a forked child makes its own
-# The four component probes start on threads at once: without the lock each could make a
-# run folder and register its own atexit, leaking folders and raising KeyError at exit.
+# The four component probes start on threads at once: without the lock each made a run
+# folder (three leaked) and registered an atexit of its own; three of the four raised
+# KeyError at exit, the "Exception ignored in atexit callback" make bench printed.
 _making = threading.Lock()
 
 
@@ -52,13 +53,22 @@ def _make_run_dir(pid: int) -> Path:
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{pid}-"))
     path.chmod(0o711)  # sandbox uids must traverse it to reach their own scratch folders
     _mine[pid] = path
-    atexit.register(_remove_own, pid)
     return path
 
 
-def _remove_own(pid: int) -> None:
-    if os.getpid() == pid:  # never from a forked child that inherited the atexit list
-        remove(_mine.pop(pid))
+def _remove_own() -> None:
+    """At exit: remove this process's run folder, if it made one.
+
+    Registered once, at import, rather than once per folder made: a forked child
+    inherits the handler and finds only its own pid's folder (never its parent's),
+    and no second registration can find its entry gone.
+    """
+    path = _mine.pop(os.getpid(), None)
+    if path is not None:
+        remove(path)
+
+
+atexit.register(_remove_own)
 
 
 def mkdtemp(prefix: str) -> Path:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox, tempdirs
+from autograder import sandbox
+from autograder.sandbox import tempdirs
 from autograder.hidden import PROBE_LIMITS
 
 pytestmark = [pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here"),
