@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sharing import built_once, machine, session_root
+from sharing import built_once, group_by_fixture, machine, restore, session_root
 from support import Listener, grade_json, tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,16 +184,17 @@ def binder_repo(_binder_build) -> BinderRepo:
     """The shared Binder-like repository and venv, its dist exactly as postBuild left it (whatever an earlier
     test wrote into it, e.g. a student's exported classes, is gone)."""
     repo, pristine = _binder_build
-    shutil.rmtree(repo.dist)
-    shutil.copytree(pristine, repo.dist, symlinks=True)
+    restore(pristine, repo.dist)
     return repo
+
+
+# Fixtures a session cannot share between workers: every test using one runs in that fixture's xdist group.
+XDIST_GROUPS = {"binder_repo": BINDER_GROUP}
 
 
 @pytest.hookimpl(tryfirst=True)       # before pytest-xdist reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if "binder_repo" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(BINDER_GROUP))
+    group_by_fixture(items, XDIST_GROUPS)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -43,6 +43,22 @@ def built_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
     return folder
 
 
+def restore(copy: Path, folder: Path) -> None:
+    """Make ``folder`` again exactly what ``copy`` holds (a copy taken with ``shutil.copytree(..., symlinks=True)``)."""
+    shutil.rmtree(folder)
+    shutil.copytree(copy, folder, symlinks=True)
+
+
+def group_by_fixture(items, groups: dict) -> None:
+    """Put every test using fixture NAME into xdist group ``groups[NAME]``: one worker runs them all, so a
+    session fixture that cannot be shared between processes (a venv whose dist they write into) is built once."""
+    import pytest
+
+    for item in items:
+        for name in sorted(set(getattr(item, "fixturenames", ())) & set(groups)):
+            item.add_marker(pytest.mark.xdist_group(groups[name]))
+
+
 # --------------------------------------------------------------------------- tests that run alone
 # A few tests observe the whole machine: no `sleep 617` left by any attack, no process of any
 # sandbox uid, the venv itself reinstalled. Another test running at the same time (the other

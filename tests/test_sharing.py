@@ -2,12 +2,15 @@
 import fcntl
 import multiprocessing
 import os
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from sharing import built_once, machine
+from sharing import built_once, group_by_fixture, machine, restore
 
 
 def _build_in_a_process(root: str, start, results) -> None:
@@ -92,3 +95,45 @@ def test_an_alone_test_waiting_holds_the_gate_so_new_tests_wait_behind_it(tmp_pa
 def _hold_alone(path: str) -> None:
     with machine(alone=True, path=Path(path)):
         pass
+
+
+def test_restore_makes_the_folder_what_the_copy_holds(tmp_path):
+    folder = tmp_path / "dist"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "module.py").write_text("placeholder")
+    (folder / "link").symlink_to("pkg/module.py")
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, symlinks=True)
+    (folder / "pkg" / "module.py").write_text("a student's export")
+    (folder / "pkg" / "new.py").write_text("written by a test")
+    (folder / "link").unlink()
+    restore(copy, folder)
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == ["link", "pkg", "pkg/module.py"]
+    assert (folder / "pkg" / "module.py").read_text() == "placeholder"
+    assert (folder / "link").is_symlink() and os.readlink(folder / "link") == "pkg/module.py"
+
+
+class _Item:
+    def __init__(self, *fixturenames):
+        self.fixturenames, self.markers = list(fixturenames), []
+
+    def add_marker(self, marker):
+        self.markers.append(marker.mark)
+
+
+def test_every_test_using_an_unshareable_fixture_is_put_in_its_group():
+    users, other = _Item("tmp_path", "binder_repo"), _Item("tmp_path", "sample_class")
+    group_by_fixture([users, other], {"binder_repo": "binder-venv"})
+    assert [(m.name, m.args) for m in users.markers] == [("xdist_group", ("binder-venv",))]
+    assert other.markers == []
+
+
+def test_the_binder_venv_tests_are_collected_in_its_group():
+    """The conftest applies the groups: collecting with ``-m xdist_group`` lists the tests that use the venv."""
+    tests = Path(__file__).resolve().parent
+    files = [str(p) for p in sorted(tests.rglob("test_*.py")) if "binder_repo" in p.read_text() and p.name != "test_sharing.py"]
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                             "-m", "xdist_group", *files], cwd=tests.parent, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    grouped = {line.rpartition("::")[2] for line in result.stdout.splitlines() if "::" in line}
+    assert {"test_post_build_in_a_fresh_binder_venv_keeps_the_dist_clean", "test_student_journey_in_jupyterlab"} <= grouped
