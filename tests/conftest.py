@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sharing import built_once, group_by_fixture, machine, restore, session_root
+from sharing import built_once, machine, session_root, used_alone
 from support import Listener, grade_json, tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,47 +154,34 @@ class BinderRepo:
     times: dict          # seconds: requirements, postBuild, total (with the dist); postBuild_output
 
 
-BINDER_GROUP = "binder-venv"
-
-
 @pytest.fixture(scope="session")
-def _binder_build(tmp_path_factory):
-    """Built once per session (about 45 s and a PyPI download): the dist, the venv, and a copy of the
-    dist as postBuild left it. The venv's editable install points at the dist's path, so the venv
-    cannot be copied; the dist is reset from that copy before each test instead. Every test using
-    it is put in one xdist group (``pytest_collection_modifyitems`` below), so one worker builds it.
-    """
-    import time
+def _binder_build(tmp_path_factory) -> Path:
+    """Built once for the whole session (about 45 s and a PyPI download): a student dist, a venv from its
+    binder/ files, a copy of the dist as postBuild left it, and the build's ``times.json``."""
+    def build(work: Path) -> None:
+        import time
 
-    from tools import student_dist
-    from tools.binder_venv import build_binder_venv
+        from tools import student_dist
+        from tools.binder_venv import build_binder_venv
 
-    work = tmp_path_factory.mktemp("binder")
-    dist, venv, pristine = work / "student-repo", work / "binder-venv", work / "student-repo-after-postBuild"
-    start = time.monotonic()
-    student_dist.build(dist)
-    times = build_binder_venv(dist, venv)
-    times["total"] = time.monotonic() - start
-    shutil.copytree(dist, pristine, symlinks=True)
-    return BinderRepo(dist, venv, times), pristine
+        start = time.monotonic()
+        student_dist.build(work / "student-repo")
+        times = build_binder_venv(work / "student-repo", work / "binder-venv")
+        times["total"] = time.monotonic() - start
+        shutil.copytree(work / "student-repo", work / "student-repo-after-postBuild", symlinks=True)
+        (work / "times.json").write_text(json.dumps(times))
+
+    return built_once(session_root(tmp_path_factory), "binder", build)
 
 
 @pytest.fixture
 def binder_repo(_binder_build) -> BinderRepo:
-    """The shared Binder-like repository and venv, its dist exactly as postBuild left it (whatever an earlier
-    test wrote into it, e.g. a student's exported classes, is gone)."""
-    repo, pristine = _binder_build
-    restore(pristine, repo.dist)
-    return repo
-
-
-# Fixtures a session cannot share between workers: every test using one runs in that fixture's xdist group.
-XDIST_GROUPS = {"binder_repo": BINDER_GROUP}
-
-
-@pytest.hookimpl(tryfirst=True)       # before pytest-xdist reads the groups (--dist loadgroup)
-def pytest_collection_modifyitems(items):
-    group_by_fixture(items, XDIST_GROUPS)
+    """The session's Binder-like repository and venv, for this test alone, its dist exactly as postBuild left
+    it (whatever an earlier test wrote into it, e.g. a student's exported classes, is gone). The venv's
+    editable install names the dist's path, so tests take turns with the one dist instead of copying it."""
+    times = json.loads((_binder_build / "times.json").read_text())
+    with used_alone(_binder_build / "student-repo-after-postBuild", _binder_build / "student-repo") as dist:
+        yield BinderRepo(dist, _binder_build / "binder-venv", times)
 
 
 @pytest.hookimpl(wrapper=True)

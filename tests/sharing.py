@@ -49,14 +49,13 @@ def restore(copy: Path, folder: Path) -> None:
     shutil.copytree(copy, folder, symlinks=True)
 
 
-def group_by_fixture(items, groups: dict) -> None:
-    """Put every test using fixture NAME into xdist group ``groups[NAME]``: one worker runs them all, so a
-    session fixture that cannot be shared between processes (a venv whose dist they write into) is built once."""
-    import pytest
-
-    for item in items:
-        for name in sorted(set(getattr(item, "fixturenames", ())) & set(groups)):
-            item.add_marker(pytest.mark.xdist_group(groups[name]))
+@contextmanager
+def used_alone(copy: Path, folder: Path):
+    """``folder`` for one test at a time in the whole session, restored from ``copy`` first: for a shared
+    thing a test writes into, that cannot be copied elsewhere (a venv's editable install names its path)."""
+    with FileLock(str(folder.parent / f"{folder.name}.in-use.lock")):
+        restore(copy, folder)
+        yield folder
 
 
 # --------------------------------------------------------------------------- tests that run alone

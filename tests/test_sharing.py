@@ -3,14 +3,12 @@ import fcntl
 import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from sharing import built_once, group_by_fixture, machine, restore
+from sharing import built_once, machine, restore, used_alone
 
 
 def _build_in_a_process(root: str, start, results) -> None:
@@ -113,27 +111,28 @@ def test_restore_makes_the_folder_what_the_copy_holds(tmp_path):
     assert (folder / "link").is_symlink() and os.readlink(folder / "link") == "pkg/module.py"
 
 
-class _Item:
-    def __init__(self, *fixturenames):
-        self.fixturenames, self.markers = list(fixturenames), []
-
-    def add_marker(self, marker):
-        self.markers.append(marker.mark)
-
-
-def test_every_test_using_an_unshareable_fixture_is_put_in_its_group():
-    users, other = _Item("tmp_path", "binder_repo"), _Item("tmp_path", "sample_class")
-    group_by_fixture([users, other], {"binder_repo": "binder-venv"})
-    assert [(m.name, m.args) for m in users.markers] == [("xdist_group", ("binder-venv",))]
-    assert other.markers == []
+def _use_alone(copy: str, folder: str, seen) -> None:
+    """A test using the shared folder: what it found on entry, then a file of its own left behind."""
+    with used_alone(Path(copy), Path(folder)) as shared:
+        on_entry = sorted(p.name for p in shared.iterdir())
+        (shared / "written-by-a-test").write_text(str(os.getpid()))
+        time.sleep(1)              # a slow test: the others ask for the folder while it runs
+        seen.put((on_entry, sorted(p.name for p in shared.iterdir()), (shared / "written-by-a-test").read_text()))
 
 
-def test_the_binder_venv_tests_are_collected_in_its_group():
-    """The conftest applies the groups: collecting with ``-m xdist_group`` lists the tests that use the venv."""
-    tests = Path(__file__).resolve().parent
-    files = [str(p) for p in sorted(tests.rglob("test_*.py")) if "binder_repo" in p.read_text() and p.name != "test_sharing.py"]
-    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-                             "-m", "xdist_group", *files], cwd=tests.parent, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    grouped = {line.rpartition("::")[2] for line in result.stdout.splitlines() if "::" in line}
-    assert {"test_post_build_in_a_fresh_binder_venv_keeps_the_dist_clean", "test_student_journey_in_jupyterlab"} <= grouped
+def test_a_folder_used_alone_is_one_tests_at_a_time_and_as_the_copy_holds_on_entry(tmp_path):
+    copy, folder = tmp_path / "copy", tmp_path / "dist"
+    copy.mkdir()
+    (copy / "pristine").write_text("as postBuild left it")
+    shutil.copytree(copy, folder)
+    context = multiprocessing.get_context("spawn")
+    seen = context.Queue()
+    users = [context.Process(target=_use_alone, args=(str(copy), str(folder), seen)) for _ in range(3)]
+    for user in users:
+        user.start()
+    uses = [seen.get(timeout=120) for _ in users]
+    for user in users:
+        user.join(timeout=120)
+        assert user.exitcode == 0
+    assert [(entry, left) for entry, left, _ in uses] == [(["pristine"], ["pristine", "written-by-a-test"])] * 3
+    assert sorted(int(writer) for _, _, writer in uses) == sorted(user.pid for user in users)   # nobody else's
