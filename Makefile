@@ -67,8 +67,12 @@ lint: env
 	$(VENV)/bin/ruff format --check --quiet .
 	$(VENV)/bin/lint-imports --no-cache
 
+# The whole suite, in TEST_WORKERS pytest-xdist workers (0: one process), a test file per worker at
+# a time (its module fixtures built once); tests/sharing.py builds the session's expensive fixtures
+# once for all workers. The 15 slowest tests are listed at the end.
+TEST_WORKERS ?= 2
 test: env lint
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: env
 	$(PY) -m pytest -q -m "not slow"

@@ -1,5 +1,11 @@
 """Helpers shared by the tests."""
+import hashlib
+import json
+import os
 import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import nbformat
@@ -43,3 +49,48 @@ STUDENT_SGD_CHECK = ("import numpy as np\n"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def grade_json(paths, *extra) -> list:
+    """``python -m autograder grade PATHS --json`` with the sandbox required: the entries it prints."""
+    env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json",
+                             "--no-progress", *extra], cwd=ROOT, capture_output=True, text=True, env=env,
+                            timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def tree_digest(*paths) -> str:
+    """One sha256 over the names and bytes of every file under ``paths`` (``__pycache__`` aside)."""
+    digest = hashlib.sha256()
+    for base in paths:
+        for path in sorted(Path(base).rglob("*")) if Path(base).is_dir() else [Path(base)] * Path(base).exists():
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+class Listener:
+    """A loopback TCP server: any connection from a submission means the sandbox leaked."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self.accepted, self.running = 0, True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+                self.accepted += 1
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()

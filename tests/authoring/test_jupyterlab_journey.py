@@ -39,8 +39,7 @@ from pathlib import Path
 import pytest
 from support import STUDENT_SGD_CHECK, solution_source, free_port
 
-from tools import student_dist
-from tools.binder_venv import binder_env, build_binder_venv
+from tools.binder_venv import binder_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -208,18 +207,12 @@ def screenshot(page, name: str) -> None:
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def binder_dist(tmp_path_factory):
-    """A new student dist and a new venv built from its binder/ files alone, with timings."""
-    work = tmp_path_factory.mktemp("journey")
-    dist = work / "student-repo"
-    start = time.monotonic()
-    student_dist.build(dist)
-    venv = work / "binder-venv"
-    times = build_binder_venv(dist, venv)
-    times["total"] = time.monotonic() - start
-    assert "postBuild: tinytorch installed" in times["postBuild_output"]
-    return dist, venv, work, times
+@pytest.fixture
+def binder_dist(binder_repo, tmp_path):
+    """A new student dist and a new venv built from its binder/ files alone (once per session, in
+    tests/conftest.py), with timings."""
+    assert "postBuild: tinytorch installed" in binder_repo.times["postBuild_output"]
+    return binder_repo.dist, binder_repo.venv, tmp_path, binder_repo.times
 
 
 def test_student_journey_in_jupyterlab(binder_dist, capsys):

@@ -164,6 +164,7 @@ def test_make_targets_from_a_plain_shell_in_a_fresh_clone(clone, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.alone          # reinstalls the venv every other test runs from
 def test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools():
     """`make env` runs binder/postBuild (students' JupyterLab); `make instructor-env` undoes exactly that."""
     from tools.instructor_env import switched_off

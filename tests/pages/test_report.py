@@ -27,8 +27,10 @@ def make_report(course: Path) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def report(small_course):
-    return make_report(small_course["root"])
+def report(small_course, tmp_path_factory):
+    course = tmp_path_factory.mktemp("report") / "course"
+    shutil.copytree(small_course["root"], course)       # the course is shared; make report writes into it
+    return make_report(course)
 
 
 @pytest.fixture(scope="module")

@@ -3,83 +3,21 @@
 Runs ``python -m autograder grade --json --jobs 2`` (nbgrader's own autograde in scratch
 courses) with the sandbox required, and checks that no attack had an effect.
 """
-import hashlib
 import html as html_lib
 import re
-import json
-import os
-import socket
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import psutil
 import pytest
-
-from autograder.sample_class import NETWORK_PORT
+from support import grade_json as grade
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def tree_digest(*paths) -> str:
-    digest = hashlib.sha256()
-    for base in paths:
-        for path in sorted(Path(base).rglob("*")) if Path(base).is_dir() else [Path(base)] * Path(base).exists():
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(str(path).encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-class Listener:
-    """A loopback TCP server: any connection from a submission means the sandbox leaked."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_server(("127.0.0.1", port))
-        self.sock.settimeout(0.2)
-        self.accepted, self.running = 0, True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-                self.accepted += 1
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.running = False
-        self.thread.join()
-        self.sock.close()
-
-
-def grade(paths, *extra):
-    env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
-    result = subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json",
-                             "--no-progress", *extra], cwd=ROOT, capture_output=True, text=True, env=env,
-                            timeout=1800)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def graded(sample_class):
-    course, expected = sample_class                         # tests/conftest.py, shared with other modules
-    paths = sorted((course / "submitted").glob("*/07_optimizers/optimizers.ipynb"))
-    # What the attacks aim at: instructor notebooks, the reference build and data, the gradebook.
-    protected = [ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db"]
-    before = tree_digest(*protected)
-    listener = Listener(NETWORK_PORT)
-    try:
-        entries = grade(paths, "--jobs", "2", "--feedback-dir", str(course / "feedback"))
-    finally:
-        listener.close()
-    return {"course": course, "expected": expected, "paths": paths, "entries": entries,
-            "connections": listener.accepted, "unchanged": tree_digest(*protected) == before}
+@pytest.fixture
+def graded(graded_class):
+    return graded_class        # tests/conftest.py: the sample class graded once per session, shared
 
 
 def name_of(entry) -> str:
@@ -154,6 +92,7 @@ def test_broken_files_get_a_clear_error_and_the_batch_goes_on(graded):
     assert "not a Jupyter notebook" in errors["broken-json-not-a-notebook"]
 
 
+@pytest.mark.alone          # any live `sleep 617` counts, so no other test may be grading the class now
 def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
     assert graded["connections"] == 0
     assert graded["unchanged"], "grading changed source/, tinytorch/, autograder/reference/ or gradebook.db"
@@ -164,7 +103,7 @@ def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
 
 
 def test_feedback_shows_verdicts_but_no_hidden_tests(graded):
-    feedback = sorted((graded["course"] / "feedback").glob("*.html"))
+    feedback = sorted(graded["feedback"].glob("*.html"))
     assert len(feedback) == len([e for e in graded["entries"] if not e["error"]])
     source_secret = "assert_component"
     for page in feedback:

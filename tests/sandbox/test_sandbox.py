@@ -164,6 +164,7 @@ def sandbox_user_pids() -> set[int]:
 
 
 @pytest.mark.slow
+@pytest.mark.alone          # counts the processes of every sandbox uid on the machine
 @pytest.mark.skipif(os.geteuid() != 0, reason="as a normal user RLIMIT_NPROC counts all their processes")
 def test_fork_bomb_is_capped_by_process_limit(scratch):
     limit = 24
