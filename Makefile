@@ -59,7 +59,7 @@ sample-class: env
 # Grades demo/ with nbgrader into demo/gradebook.db; then `make report COURSE=demo`.
 # Without bubblewrap: only the sample notebooks that are not attacks, unsandboxed and announced.
 demo: generate reference run-notebook sample-class
-	$(PY) -m autograder.demo --course demo
+	$(PY) -m tools.demo --course demo
 
 test: env
 	$(PY) -m pytest -q --durations=15
@@ -73,7 +73,7 @@ test-e2e: env
 # The repository is an nbgrader course: these run the real nbgrader on submitted/.
 autograde: env
 	$(PY) -m tools.generate --gradebook
-	$(PY) -m autograder course-autograde $(ASSIGNMENT)
+	$(PY) -m autograder course-autograde $(ASSIGNMENT) $(if $(FORCE),--force)
 
 feedback: env
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force --log-level=WARN

@@ -218,10 +218,10 @@ def render(students: list, assignment: str = ASSIGNMENT) -> str:
 
 def build(course: Path = ROOT, out: Path | None = None, assignment: str = ASSIGNMENT) -> tuple:
     """Write the report and CSV; return their paths."""
-    from .grade import _api
+    from .batch.course import db_url
 
     out = out or course / "reports"
-    students = collect(course, _api(course).coursedir.db_url, assignment)
+    students = collect(course, db_url(course), assignment)
     if not students:
         raise SystemExit(f"no submissions in {course / 'submitted'} and none in the gradebook: "
                          "run `make autograde` first")

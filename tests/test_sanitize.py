@@ -240,7 +240,7 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     from nbgrader.preprocessors import GetGrades, SaveAutoGrades
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-    from autograder.grade import course_config
+    from autograder.batch.course import course_config
     from autograder.preprocessors import HiddenChecks, SandboxedExecute
 
     config = course_config(tmp_path)

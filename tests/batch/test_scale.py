@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
 pytestmark = pytest.mark.slow
 SUBSET = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-coupled-decay", "hostile-os-exit-adamw",
