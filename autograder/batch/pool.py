@@ -130,4 +130,7 @@ def run_tasks(fn: Callable, calls: list[list], jobs: int = 1, on_done: Callable[
         pool.close() if finished else pool.stop()
         pool.join()
         tempdirs.remove(Path(folder))
+        # multiprocessing workers end with os._exit (pebble stops them with SIGTERM), never
+        # running atexit: their run folders, of pids now dead, are removed here.
+        tempdirs.sweep()
     return outcomes
