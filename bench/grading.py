@@ -105,7 +105,7 @@ def breakdown(path: Path) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         course.make_template(Path(tmp) / "t", course.assignment())
-    parts["course set-up (once per batch)"] = time.perf_counter() - start
+    parts["course set-up (once per course, then a copy)"] = time.perf_counter() - start
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()

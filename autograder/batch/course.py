@@ -74,11 +74,18 @@ def course_config(course: Path):
         del os.environ["AUTOGRADER_COURSE_ROOT"]
 
 
-def api(course: Path):
-    """nbgrader's API on ``course``, configured by our nbgrader_config.py."""
+def api(course: Path, db_url: str | None = None):
+    """nbgrader's API on ``course``, configured by our nbgrader_config.py (and its gradebook at ``db_url``).
+
+    ``db_url`` travels with the task, so a Dask worker started without the instructor's
+    ``AUTOGRADER_DB_URL`` still writes into the course's gradebook.
+    """
     from nbgrader.apps import NbGraderAPI
 
-    return NbGraderAPI(config=course_config(Path(course)))
+    config = course_config(Path(course))
+    if db_url:
+        config.CourseDirectory.db_url = db_url
+    return NbGraderAPI(config=config)
 
 
 def db_url(course: Path) -> str:

@@ -35,9 +35,9 @@ def arrivals(root: Path, assignment: str, source: Path) -> tuple:
     return students, refused
 
 
-def autograde_student(root: str, assignment: str, student: str) -> tuple:
+def autograde_student(root: str, assignment: str, student: str, db_url: str) -> tuple:
     """(student, None) or (student, why nbgrader could not grade it). Runs in a worker."""
-    nbapi = api(Path(root))
+    nbapi = api(Path(root), db_url)
     ensure_submission(nbapi, assignment, student)
     with quiet():
         # force: a half-written earlier attempt is redone whole (nbgrader's own skip trusts a bare folder)
@@ -81,7 +81,7 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         bar = tqdm(total=len(todo), unit="student", desc="nbgrader autograde", file=sys.stderr)
-        calls = [[str(root), work.name, s] for s in todo]
+        calls = [[str(root), work.name, s, db_url] for s in todo]
         if not calls:
             outcomes = []
         elif scheduler:

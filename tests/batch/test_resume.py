@@ -17,7 +17,8 @@ from autograder.preprocessors import RESULTS_KEY
 
 from conftest import ASSIGNMENT, course_env
 from test_batch_resilience import SLOW_PROBE, submission
-from test_scale import PG_BIN, postgres  # noqa: F401  (the PostgreSQL server fixture)
+from test_scale import postgres  # noqa: F401  (the PostgreSQL server fixture)
+from tools.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = "optimizers"
@@ -183,19 +184,12 @@ def test_sqlite_course_run_resumes_after_an_interruption(signum, sample_class, t
     assert_resumed(course, db_url, {"ann", "zed"}, first, signum, jobs=1)
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    host, port = server_url.rsplit("@", 1)[1].split("/")[0].split(":")
-    subprocess.run([str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "grader", name], check=True,
-                   capture_output=True)
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.mark.slow
 @needs_bwrap
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
 def test_postgresql_course_run_with_two_workers_resumes(signum, sample_class, postgres, tmp_path):  # noqa: F811
     course = make_course(tmp_path, sample_class, {"ann": "correct-reference", "bob": "bug-nesterov", "zed": None})
-    db_url = fresh_database(postgres, f"resume_{signal.Signals(signum).name.lower()}")
+    db_url = create_database(postgres, f"resume_{signal.Signals(signum).name.lower()}")
     generate(course, db_url)
     first = interrupt(course, db_url, signum, jobs=2)
     assert first and "zed" not in first  # the slow one is always left half-done
