@@ -8,6 +8,7 @@ the "Soak" part of bench/results.md's scale section. Off in plain ``make bench``
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Watch:
-    """Samples grading processes: RSS and open fds of each, in the first and the last fifth of the run."""
+    """Samples grading processes: RSS and open fds of each, in the second and the last fifth of the run."""
 
     def __init__(self, pids_of):
         self.pids_of, self.samples, self.running = pids_of, [], True  # samples: (t, pid, rss, fds)
@@ -45,7 +46,7 @@ class Watch:
         self.running = False
         self.thread.join()
         end = max((t for t, *_ in self.samples), default=0.0)
-        early = [s for s in self.samples if s[0] <= end / 5]
+        early = [s for s in self.samples if end / 5 <= s[0] <= end * 2 / 5]  # after every process warmed up
         late = [s for s in self.samples if s[0] >= end * 4 / 5]
         peak = lambda rows, i: max((r[i] for r in rows), default=0)  # noqa: E731
         return {"rss_early": peak(early, 2), "rss_late": peak(late, 2), "fds_early": peak(early, 3),
@@ -53,12 +54,19 @@ class Watch:
 
 
 def replicate(sample: Path, course: Path, n: int) -> int:
-    """``n`` submissions in ``course/submitted``: the sample class's cases in turn, each under a new id."""
+    """``n`` submissions in ``course/submitted``: the sample class's cases, mixed, each under a new id.
+
+    Cases are taken with a stride, so attacks, broken files and correct notebooks alternate
+    through the run instead of coming in alphabetical blocks. Returns how many are attacks.
+    """
     cases = sorted(p for p in (sample / "submitted").iterdir())
+    stride = next(s for s in range(7, 7 + len(cases)) if math.gcd(s, len(cases)) == 1)
+    attacks = 0
     for i in range(n):
-        case = cases[i % len(cases)]
+        case = cases[(i * stride) % len(cases)]
+        attacks += case.name.startswith("hostile-")
         shutil.copytree(case, course / "submitted" / f"{case.name[:40]}-{i:05d}", symlinks=True)
-    return sum(1 for c in (cases * (n // len(cases) + 1))[:n] if c.name.startswith("hostile-"))
+    return attacks
 
 
 def course_for(sample: Path, where: Path, n: int) -> tuple:
@@ -84,8 +92,7 @@ def run_course(course: Path, db_url: str, tmpdir: Path, extra: list, pids_of) ->
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"course-autograde failed: {err[-2000:]}")
-    left = [p.name for p in tmpdir.iterdir()]
-    return {"seconds": seconds, "summary": out.strip().splitlines()[-1], "left": left, **figures}
+    return {"seconds": seconds, "summary": out.strip().splitlines()[-1], **figures}
 
 
 def pool_workers(cli_pid: int) -> list:
@@ -119,11 +126,14 @@ def soak(n: int) -> list:
                 os.environ["TMPDIR"] = str(tmp / label / "tmp")
                 os.environ["AUTOGRADER_SANDBOX"] = "required"
                 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, local_directory=str(tmp / label / "dask")) as cluster, Client(cluster.scheduler_address) as client:
+                                  dashboard_address=None, local_directory=str(tmp / label / "dask")) as cluster, \
+                        Client(cluster.scheduler_address) as client:
                     workers = list(client.run(os.getpid).values())
                     results[label] = run_course(course, url, tmp / label / "tmp",
                                                 ["--scheduler", cluster.scheduler_address],
                                                 lambda cli: [p for p in workers if psutil.pid_exists(p)])
+            # counted once the workers are gone: a live worker keeps its own run folder
+            results[label]["left"] = [p.name for p in (tmp / label / "tmp").iterdir()]
     return section(n, attacks, results)
 
 
@@ -132,13 +142,13 @@ def section(n: int, attacks: int, results: dict) -> list:
     lines = ["## Soak (scale)", "",
              f"{n} submissions (the sample class replicated, {attacks} of them attacks) through `course-autograde` "
              "into PostgreSQL. Regenerate: `python -m bench --soak 1000` (not part of plain `make bench`).", "",
-             "| run | seconds | submissions/hour | peak RSS per grading process, first fifth / last fifth | "
-             "open fds, first fifth / last fifth | temp folders left | summary |", "|---|---|---|---|---|---|---|"]
+             "| run | seconds | submissions/hour | peak RSS per grading process, 2nd fifth / last fifth | "
+             "open fds, 2nd fifth / last fifth | temp folders left | summary |", "|---|---|---|---|---|---|---|"]
     names = {"jobs2": "`--jobs 2` (this machine)", "dask": "two-worker LocalCluster (`--scheduler`)"}
     for label, r in results.items():
         lines.append(f"| {names[label]} | {r['seconds']:.0f} | {n * 3600 / r['seconds']:.0f} | "
                      f"{mib(r['rss_early'])} / {mib(r['rss_late'])} | {r['fds_early']} / {r['fds_late']} | "
-                     f"{len(r['left'])} | {r['summary']} |")
+                     f"{len(r['left'])} {' '.join(r['left'])} | {r['summary'].split(' into ')[0]} |")
     best = min(r["seconds"] for r in results.values()) / n
     lines += ["", f"Projection: 10,000 submissions at {best:.1f} s each per 2-core machine take "
                   f"{10_000 * best / 3600:.1f} h on one machine, {10_000 * best / 3600 / 10:.1f} h on 10, "

@@ -37,9 +37,10 @@ def throwaway_postgres(database: str = "gradebook"):
     port = _free_port()
     subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "grader"],
                    check=True, capture_output=True)
-    subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                    f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
+    try:  # an interruption while the server starts still stops it
+        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
+                        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True,
+                       capture_output=True)
         yield create_database(f"postgresql+psycopg2://grader@127.0.0.1:{port}/postgres", database)
     finally:
         subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],

@@ -121,3 +121,19 @@ def test_a_worker_killed_mid_notebook_costs_nothing(sample_class, tmp_path):
     first, second = json.loads(run.stdout)
     assert first["error"] is None and first["score"] == 100
     assert second["error"] is None and second["tests"], second["error"]  # graded again, on a live worker
+
+
+def make_run_folder():
+    from autograder import tempdirs
+
+    return tempdirs.run_dir().name
+
+
+def test_dask_workers_remove_their_run_folders_when_they_close(tmp_path, monkeypatch):
+    """Unlike pool workers, Dask workers run atexit when they close, so their run folders go with them."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the workers' temp directory (they start after this)
+    with local_cluster() as lc:
+        made = cluster.run_on_dask(lc.scheduler_address, make_run_folder, [[], []], lambda args, why: why)
+        assert all(name.startswith("autograder-run-") for name in made), made
+        assert {p.name for p in tmp_path.glob("autograder-run-*")} >= set(made)
+    assert list(tmp_path.glob("autograder-run-*")) == []
