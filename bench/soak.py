@@ -126,7 +126,7 @@ def soak(n: int) -> list:
                 os.environ["TMPDIR"] = str(tmp / label / "tmp")
                 os.environ["AUTOGRADER_SANDBOX"] = "required"
                 with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, local_directory=str(tmp / label / "dask")) as cluster, \
+                                  dashboard_address=":0", local_directory=str(tmp / label / "dask")) as cluster, \
                         Client(cluster.scheduler_address) as client:
                     workers = list(client.run(os.getpid).values())
                     results[label] = run_course(course, url, tmp / label / "tmp",

@@ -27,7 +27,7 @@ def local_cluster(**config):
 
     with dask.config.set(config):
         return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None)
+                            dashboard_address=":0")
 
 
 def die_on_first_try(marker: str, value):

@@ -79,7 +79,7 @@ def test_dask_cluster_gives_the_same_results_as_local_processes(sample):
     course, _ = sample
     paths = [course / "submitted" / name / "07_optimizers/optimizers.ipynb" for name in SUBSET]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         on_dask = grade(paths, "--scheduler", cluster.scheduler_address)
     local = grade(paths, "--jobs", "2")
     assert on_dask == local
