@@ -17,7 +17,7 @@ help:
 	@echo "make test      the whole test suite (nbgrader, sandbox, kernels, book, browser)"
 	@echo "make generate  src/ -> autograder/solution/, source/ and modules/ notebooks, tinytorch placeholders"
 	@echo "make reference autograder/reference/expected.npz from src/"
-	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
+	@echo "make autograde [FORCE=1] [JOBS=N|SCHEDULER=ADDR] / feedback / grades   grade submitted/ (resumes), feedback, CSV"
 	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde; COURSE=demo for the demo)"
 	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"
 	@echo "make book | student-dist DEST=dir [FORCE=1] | bench | clean (build outputs and demo/, never course data)"
@@ -59,7 +59,7 @@ sample-class: env
 # Grades demo/ with nbgrader into demo/gradebook.db; then `make report COURSE=demo`.
 # Without bubblewrap: only the sample notebooks that are not attacks, unsandboxed and announced.
 demo: generate reference run-notebook sample-class
-	$(PY) -m autograder.demo --course demo
+	$(PY) -m tools.demo --course demo
 
 # Style and layering first (seconds), then the suite.
 lint: env
@@ -81,9 +81,12 @@ test-e2e: env
 	$(PY) -m pytest -q -m e2e
 
 # The repository is an nbgrader course: these run the real nbgrader on submitted/.
+# autograde resumes: students already graded are skipped unless FORCE=1; JOBS=N or SCHEDULER=tcp://...
+# grade concurrently (with AUTOGRADER_DB_URL pointing at PostgreSQL).
 autograde: env
 	$(PY) -m tools.generate --gradebook
-	$(PY) -m autograder course-autograde $(ASSIGNMENT)
+	$(PY) -m autograder course-autograde $(ASSIGNMENT) $(if $(FORCE),--force) $(if $(JOBS),--jobs $(JOBS)) \
+		$(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 feedback: env
 	$(NBGRADER) generate_feedback $(ASSIGNMENT) --force --log-level=WARN

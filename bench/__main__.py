@@ -1,6 +1,8 @@
 """``python -m bench``: one run, one table (bench/results.md) and plots, so ratios are comparable.
 
 ``--quick`` skips grading throughput and the book (for trying changes to the optimizers).
+``--soak N`` runs only the soak (bench/soak.py: N submissions through ``course-autograde`` with
+``--jobs 2`` and on a two-worker LocalCluster) and replaces the soak part of results.md.
 """
 from __future__ import annotations
 
@@ -104,7 +106,15 @@ def plot(times: dict, path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--soak", type=int, metavar="N", help="only the soak, with N submissions (e.g. 1000)")
     args = parser.parse_args(argv)
+    if args.soak:
+        from . import soak
+
+        lines = soak.soak(args.soak)
+        soak.write(lines, HERE / "results.md")
+        print("\n".join(lines))
+        return 0
     lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
              "Regenerate with `make bench` (one run: every ratio below comes from the same run).", ""]
     bw1, bwn = steps.copy_bandwidth(1), steps.copy_bandwidth(os.cpu_count() or 1)

@@ -5,7 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grade import course_config
+from autograder.course import course_config
 from autograder.arrival.notebook import component_cells, written_points
 from tinytorch.export import read_notebook
 from tools import generate

@@ -28,7 +28,7 @@ from ..checks import catalog
 from .export import write_rows
 from .feedback import RESULTS_KEY
 from ..arrival.notebook import arrival_problem
-from ..course import api, assignments, notebook_name, only_assignment
+from ..course import CourseError, assignment as find_assignment, db_url
 
 MAX_NOTEBOOK_BYTES = 64 * 1024**2       # larger autograded notebooks are reported, not parsed
 MAX_TEXT = 120                          # characters kept of any string read from metadata
@@ -107,7 +107,7 @@ def collect(course: Path, db_url: str, assignment: str) -> list:
     for path in sorted((course / "submitted").glob(f"*/{assignment}")):
         students.setdefault(path.parent.name, Student(path.parent.name))
     refused = refusals(course, assignment)
-    notebook = notebook_name(course, assignment)
+    notebook = find_assignment(course, assignment).notebook
     for student in students.values():
         path = course / "autograded" / student.name / assignment / f"{notebook}.ipynb"
         student.components, student.tests, student.error = read_results(path)
@@ -120,9 +120,12 @@ def collect(course: Path, db_url: str, assignment: str) -> list:
 
 def refusals(course: Path, assignment: str) -> dict:
     """{submitted folder name: why it was refused at arrival} (autograder/arrival.py's rules)."""
-    if not (course / "submitted").is_dir() or assignment not in assignments(course):
+    if not (course / "submitted").is_dir():
         return {}
-    source = course / "source" / assignment / f"{notebook_name(course, assignment)}.ipynb"
+    try:
+        source = find_assignment(course, assignment).source
+    except CourseError:
+        return {}
     if not source.is_file():
         return {}
     source_nb = nbformat.read(source, as_version=4)
@@ -220,9 +223,9 @@ def render(students: list, assignment: str) -> str:
 
 def build(course: Path, out: Path | None = None, assignment: str | None = None) -> tuple:
     """Write the report and CSV; return their paths."""
-    assignment = assignment or only_assignment(course)
+    assignment = find_assignment(course, assignment).name
     out = out or course / "reports"
-    students = collect(course, api(course).coursedir.db_url, assignment)
+    students = collect(course, db_url(course), assignment)
     if not students:
         raise SystemExit(f"no submissions in {course / 'submitted'} and none in the gradebook: "
                          "run `make autograde` first")

@@ -50,7 +50,7 @@ EXERCISED = {
         "tests/test_collection.py::test_zip_collect_of_an_lms_download_then_autograde",
     r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader <command>":
         "tests/test_readme.py::test_nbgrader_from_a_plain_shell_finds_its_tools",
-    r"AUTOGRADER_DB_URL=\S+ \.venv/bin/python -m autograder course-autograde": "tests/test_scale.py",
+    r"AUTOGRADER_DB_URL=\S+ \.venv/bin/python -m autograder course-autograde": "tests/batch/test_scale.py",
     r"\.venv/bin/python -m autograder grade": "tests/test_autograde_e2e.py",
     r"nbgrader autograde$": "tests/test_nbgrader_cli.py::test_plain_nbgrader_autograde_records_the_trusted_scores",
 }

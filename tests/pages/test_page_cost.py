@@ -30,7 +30,7 @@ def course_exporter() -> HTMLExporter:
     import tempfile
     from pathlib import Path
 
-    from autograder.grade import course_config
+    from autograder.course import course_config
 
     return HTMLExporter(config=course_config(Path(tempfile.mkdtemp())), template_name="classic")
 

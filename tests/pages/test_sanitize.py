@@ -241,7 +241,7 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     from nbgrader.preprocessors import GetGrades, SaveAutoGrades
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 
-    from autograder.grade import course_config
+    from autograder.course import course_config
     from autograder.pipeline.hidden_checks import HiddenChecks
     from autograder.pipeline.execute import SandboxedExecute
 

@@ -216,7 +216,7 @@ def test_groups_of_a_killed_grader_are_swept(tmp_path):
 
 def test_grade_command_announces_the_bound(monkeypatch, capsys):
     from autograder import __main__ as cli
-    from autograder import grade
+    from autograder.batch import grade
 
     monkeypatch.setattr(grade, "grade_many", lambda *args, **kw: [])  # only the announcement is under test
     assert cli.main(["grade", "nothing.ipynb", "--json", "--no-progress"]) == 0

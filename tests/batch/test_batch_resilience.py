@@ -14,10 +14,12 @@ import nbformat
 import psutil
 import pytest
 
-from autograder import grade, sandbox, workers
+from autograder import sandbox
+from autograder import course
+from autograder.batch import grade, pool
 from autograder.sample_class import SOURCE, STUDENT, fill
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")]
 TOKEN = "victim-5f3a9c"
@@ -56,8 +58,8 @@ def worker_grading_victim(root_pid: int) -> psutil.Process | None:
             if "--chdir" not in argv or TOKEN not in (Path(argv[argv.index("--chdir") + 1]) / "cells.json").read_text():
                 continue
             for parent in proc.parents():
-                if "autograder.workers" in " ".join(parent.cmdline()):
-                    return parent
+                if parent.ppid() == root_pid and "--multiprocessing-fork" in parent.cmdline():
+                    return parent  # the pool worker: the CLI's child, started by multiprocessing
         except (psutil.Error, OSError, ValueError):
             continue
     return None
@@ -119,7 +121,7 @@ def test_a_killed_worker_costs_only_its_notebook(batch):
 
 
 def test_grading_workers_have_a_memory_cap(batch):
-    assert batch["found"]["rlimit_as"][0] == workers.WORKER_MEMORY
+    assert batch["found"]["rlimit_as"][0] == pool.WORKER_MEMORY
 
 
 def test_nothing_is_left_in_the_temp_directory(batch):
@@ -131,7 +133,7 @@ def test_nothing_is_left_in_the_temp_directory(batch):
 def test_a_hung_worker_is_killed_at_its_wall_time(tmp_path):
     victim = submission(tmp_path, "hung", SLOW_PROBE)
     start = time.monotonic()
-    [entry] = grade.grade_many([str(victim)], jobs=1, progress=False, worker_seconds=15)
+    [entry] = grade.grade_many([str(victim)], course.assignment(), jobs=1, progress=False, worker_seconds=15)
     assert entry["error"] == "grading worker exceeded its 15 s wall time and was killed"
     assert entry["score"] == 0
     assert time.monotonic() - start < 60

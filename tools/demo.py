@@ -1,6 +1,6 @@
 """``make demo``'s grading step: the sample class graded in a course of its own, ``demo/``.
 
-``python -m autograder.demo --course DIR`` grades ``DIR/submitted/*/07_optimizers/optimizers.ipynb``
+``python -m tools.demo --course DIR`` grades ``DIR/submitted/*/07_optimizers/optimizers.ipynb``
 (written with ``DIR/expected.json`` by ``python -m autograder.sample_class DIR``) as an nbgrader
 course: its own gradebook (``DIR/gradebook.db``), ``autograded/`` and ``feedback/``, so
 ``make report COURSE=demo`` shows the class. The instructor's course (the repository's
@@ -22,9 +22,13 @@ import shutil
 import sys
 from pathlib import Path
 
-from . import sandbox
-from .__main__ import main as grade_main, table
-from .grade import ASSIGNMENT, NOTEBOOK, ROOT, SOURCE, _quiet, course_config, max_scores
+from autograder import sandbox
+from autograder.__main__ import main as grade_main, table
+from autograder.course import DEFAULT_COURSE as ROOT, assignment, course_config
+from autograder.batch.grade import max_scores, quiet
+
+WORK = assignment(ROOT)  # the repository's assignment, graded in the demo course
+ASSIGNMENT, NOTEBOOK, SOURCE = WORK.name, WORK.notebook, WORK.source
 
 # Settings that point nbgrader at the instructor's own gradebook and exchange, not the demo's.
 INSTRUCTOR_SETTINGS = ("AUTOGRADER_DB_URL", "NBGRADER_EXCHANGE_ROOT", "AUTOGRADER_COURSE_ROOT")
@@ -68,7 +72,7 @@ def record_assignment(api, course: Path) -> None:
     """The source notebook in the demo course and the assignment in its gradebook (generate_assignment)."""
     (course / "source" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(SOURCE, course / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb")
-    with _quiet():
+    with quiet():
         result = api.generate_assignment(ASSIGNMENT, force=True)
     if not result["success"]:
         raise RuntimeError(f"demo: could not record {ASSIGNMENT} in {course}: {result.get('error') or result['log'][-2000:]}")
@@ -76,9 +80,9 @@ def record_assignment(api, course: Path) -> None:
 
 def entries(course: Path, db_url: str) -> list:
     """The grading table's entries, from the demo course's gradebook and autograded notebooks."""
-    from .pages.report import collect
+    from autograder.pages.report import collect
 
-    top = sum(max_scores().values())
+    top = sum(max_scores(WORK).values())
     out = []
     for s in collect(course, db_url, ASSIGNMENT):
         out.append({"submission": str(course / "submitted" / s.name / ASSIGNMENT / f"{NOTEBOOK}.ipynb"),
@@ -109,7 +113,7 @@ def main(argv=None) -> int:
     status = grade_main(["course-autograde", ASSIGNMENT, "--course", str(course)])
     if status:
         return status
-    with _quiet():
+    with quiet():
         feedback = api.generate_feedback(ASSIGNMENT, force=True)
     if not feedback["success"]:
         print(f"demo: feedback failed: {feedback.get('error') or feedback['log'][-2000:]}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``make demo``'s grading step with and without bubblewrap (python -m autograder.demo on a small class).
+"""``make demo``'s grading step with and without bubblewrap (python -m tools.demo on a small class).
 
 The demo grades the sample class as a course of its own: its gradebook, autograded/ and
 feedback/ sit in the class's folder, and it refuses any folder that is not a sample class.
@@ -14,7 +14,7 @@ import pytest
 
 from autograder import sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 # Two benign cases, one file that is not a notebook, and an attack that writes into the checkout.
 CASES = ("correct-reference", "bug-betas-swapped", "broken-empty-file", "hostile-write-gradebook")
@@ -40,7 +40,7 @@ def test_every_sample_case_says_whether_it_is_an_attack(sample_class):
 def demo(course: Path, path_env: str):
     env = {**os.environ, "PATH": path_env}
     env.pop("AUTOGRADER_SANDBOX", None)  # a newcomer's shell
-    return subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(course)],
+    return subprocess.run([sys.executable, "-m", "tools.demo", "--course", str(course)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -90,7 +90,7 @@ def test_with_bwrap_the_demo_grades_the_whole_class_sandboxed(small_class):
 def test_the_demo_refuses_a_folder_that_is_not_a_sample_class(tmp_path):
     """Neither the demo nor the sample class writes into a course: the repository, or submissions without expected.json."""
     (tmp_path / "submitted" / "alice").mkdir(parents=True)
-    for command in (["autograder.demo", "--course", str(ROOT)], ["autograder.demo", "--course", str(tmp_path)],
+    for command in (["tools.demo", "--course", str(ROOT)], ["tools.demo", "--course", str(tmp_path)],
                     ["autograder.sample_class", str(ROOT)], ["autograder.sample_class", str(tmp_path)]):
         result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,
                                 timeout=300)

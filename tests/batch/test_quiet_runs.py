@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.grade import _api
+from autograder.course import api as _api
 from autograder.pipeline.released_cells import OverwriteReleasedCells
 
 from conftest import ASSIGNMENT, ROOT, course_env
@@ -48,7 +48,7 @@ def test_demo_grading_prints_no_warning(sample_class, tmp_path):
     for name in names:
         shutil.copytree(sample_class[0] / "submitted" / name, tmp_path / "submitted" / name)
     (tmp_path / "expected.json").write_text(json.dumps({n: sample_class[1][n] for n in names}))
-    result = subprocess.run([sys.executable, "-m", "autograder.demo", "--course", str(tmp_path)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "tools.demo", "--course", str(tmp_path)], cwd=ROOT,
                             capture_output=True, text=True, env=course_env(tmp_path / "unused"), timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(list((tmp_path / "feedback").glob(f"*/{ASSIGNMENT}/*.html"))) == 2

@@ -4,20 +4,17 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-from support import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+from tools.postgres import PG_BIN, throwaway_postgres
+
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 SUBSET = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-coupled-decay", "hostile-os-exit-adamw",
           "hostile-raised-points")
-
-
 
 
 @pytest.fixture(scope="module")
@@ -26,34 +23,12 @@ def sample(sample_class):
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
+def postgres():
     """A throwaway PostgreSQL server from Debian's package, on loopback only."""
     if PG_BIN is None:
         pytest.fail("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
-    # Outside pytest's 0700 temp root: the server runs as the postgres user, who must reach it.
-    base = Path(tempfile.mkdtemp(prefix="autograder-pg-"))
-    base.chmod(0o755)
-    data, sockets = base / "data", base / "sock"
-    sockets.mkdir()
-    # runuser lives in /usr/sbin, which a plain user's PATH may lack even when run as root.
-    runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}{os.pathsep}/usr/sbin{os.pathsep}/sbin")
-    as_user = [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_user:
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "grader"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                    f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
-        subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook"],
-                       check=True, capture_output=True)
-        yield f"postgresql+psycopg2://grader@127.0.0.1:{port}/gradebook"
-    finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+    with throwaway_postgres() as url:
+        yield url
 
 
 def test_sample_class_into_postgresql_with_two_workers(sample, postgres, tmp_path):
@@ -101,7 +76,7 @@ def test_dask_cluster_gives_the_same_results_as_local_processes(sample, graded_c
     course, _ = sample
     paths = [course / "submitted" / name / "07_optimizers/optimizers.ipynb" for name in SUBSET]
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         on_dask = grade(paths, "--scheduler", cluster.scheduler_address)
     # Local processes (`grade --jobs 2`) graded these very files in the session's shared run (conftest.py).
     local = [next(e for e in graded_class["entries"] if e["submission"] == str(p)) for p in paths]
