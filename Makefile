@@ -16,7 +16,7 @@ help:
 	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class in demo/"
 	@echo "make test      the whole test suite (nbgrader, sandbox, kernels, book, browser)"
 	@echo "make generate  src/ -> autograder/solution/, source/ and modules/ notebooks, tinytorch placeholders"
-	@echo "make reference autograder/reference/expected.npz from src/"
+	@echo "make reference autograder/reference/<component>.json from src/"
 	@echo "make autograde / feedback / grades   grade submitted/ with nbgrader, write feedback, export CSV"
 	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde; COURSE=demo for the demo)"
 	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"

@@ -2,7 +2,7 @@
 
 A check is a list of scenarios (inputs only) that ``probe.py`` runs against a
 submission. Judging compares the probe's observations with the reference data
-in ``reference/expected.npz`` (made by ``make reference`` from the reference
+in ``reference/<component>.json`` (made by ``make reference`` from the reference
 solution and from each catalogued misconception), so no expected value is ever
 written here by hand.
 """
@@ -100,9 +100,10 @@ class Check:
     scenarios: list = field(repr=False)
 
 
-def catalog() -> list:
-    """Every hidden check, in grading order. Points add up to 100."""
-    return [
+@lru_cache(maxsize=1)
+def catalog() -> tuple:
+    """Every hidden check, in grading order. Points add up to 100. Built once: it is pure."""
+    return (
         Check("optimizer-interface", "Optimizer", 4, "params kept as a list, step_count starts at 0, "
               "empty parameter lists and the same parameter twice rejected", [{"kind": "interface", "params": _arrays(1, SHAPES)}]),
         Check("optimizer-zero-grad", "Optimizer", 4, "zero_grad() sets every gradient to None and "
@@ -181,11 +182,16 @@ def catalog() -> list:
         Check("adamw-validation", "AdamW", 4, "invalid hyperparameters (negative, NaN, inf, betas outside "
               "[0, 1)) raise ValueError",
               [_validation("AdamW", BAD_ADAM)]),
-    ]
+    )
+
+
+@lru_cache(maxsize=None)
+def _checks_for(component: str) -> tuple:
+    return tuple(c for c in catalog() if c.component == component)
 
 
 def checks_for(component: str) -> list:
-    return [c for c in catalog() if c.component == component]
+    return list(_checks_for(component))
 
 
 def probe_spec(component: str) -> dict:
@@ -222,13 +228,20 @@ def observations_of(flat: dict, check_id: str) -> list:
 
     Memory tables become ratios here, so every run (reference, variants, submission) is measured alike.
     """
-    rows = []
+    return by_check(flat).get(check_id, [])
+
+
+def by_check(flat: dict) -> dict:
+    """``observations_of`` for every check in ``flat`` at once: {check: [(label, array)]}, one pass."""
+    rows: dict = {}
     for key, value in flat.items():
         parts = key.split("|", 2)
-        if len(parts) == 3 and parts[0] == check_id and parts[1].isdigit():
-            rows.append((int(parts[1]), parts[2], np.asarray(value)))
-    scenarios = _scenarios().get(check_id, [])
-    return [(label, _measured(label, value, scenarios)) for _, label, value in sorted(rows, key=lambda r: r[0])]
+        if len(parts) == 3 and parts[1].isdigit():
+            rows.setdefault(parts[0], []).append((int(parts[1]), parts[2], np.asarray(value)))
+    scenarios = _scenarios()
+    return {check: [(label, _measured(label, value, scenarios.get(check, [])))
+                    for _, label, value in sorted(found, key=lambda r: r[0])]
+            for check, found in rows.items()}
 
 
 @lru_cache(maxsize=1)
@@ -429,7 +442,7 @@ def assert_component(component: str, namespace: dict) -> None:
     ns.update({k: namespace[k] for k in ("Optimizer", "SGD", "Adam", "AdamW", "gradient_array",
                                           "check_hyperparameters") if k in namespace})
     flat = probe.flatten(probe.observe(ns, probe_spec(component)["checks"]))
-    results = judge_component(component, flat, ref.load())
+    results = judge_component(component, flat, ref.load(component))
     failed = [r for r in results if r.score < r.max_score]
     assert not failed, "\n".join(f"{r.id} [{', '.join(r.diagnoses)}]: {r.message}" for r in failed)
     print(f"{component}: all {len(results)} hidden checks pass")

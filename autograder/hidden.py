@@ -156,11 +156,11 @@ def run_hidden_checks(source_nb, student_nb, components=COMPONENTS, limits: sand
     as the kernel had them beside the notebook.
     """
     cells = graded_code(source_nb, student_nb)
-    ref = reference.load()
     with ThreadPoolExecutor(max_workers=len(components)) as pool:
         probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c, limits, check_seconds, files),
                                                components)))
-    return {component: (judge_component(component, probed.flat, ref, probed.lost) if probed.failure is None
+    return {component: (judge_component(component, probed.flat, reference.load(component), probed.lost)
+                        if probed.failure is None
                         else failed_component(component, probed.failure))
             for component, probed in probes.items()}
 

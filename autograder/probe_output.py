@@ -56,11 +56,11 @@ class Asked:
         return sum(self.bounds.values()) + 1
 
 
-@lru_cache(maxsize=1)
-def _known_runs() -> tuple:
-    """(observations per (check, run), labels per check) of every run in the reference data."""
+@lru_cache(maxsize=None)
+def _known_runs(component: str) -> tuple:
+    """(observations per (check, run), labels per check) of every run in the component's reference data."""
     counts, labels = {}, {}
-    for key in reference.load_flat():
+    for key in reference.load_component_flat(component):
         source, check, _, label = key.split("|", 3)
         labels.setdefault(check, set()).add(label)
         counts[check, source] = counts.get((check, source), 0) + 1
@@ -68,7 +68,7 @@ def _known_runs() -> tuple:
 
 
 def asked(component: str) -> Asked:
-    counts, labels = _known_runs()
+    counts, labels = _known_runs(component)
     ids = [c["id"] for c in probe_spec(component)["checks"]]     # scored checks and signature scenarios
     longest = {check: max((n for (c, _), n in counts.items() if c == check), default=0) for check in ids}
     return Asked({check: longest[check] + EXTRA_OBSERVATIONS for check in ids},

@@ -100,7 +100,7 @@ def _read_attack(root: Path) -> str:
     return f'''        import glob, os
         targets = glob.glob("/tmp/autograde-course-*/course/source/*/*.ipynb") + [
             "{root}/source/07_optimizers/optimizers.ipynb", "{root}/demo/source/07_optimizers/optimizers.ipynb",
-            "{root}/autograder/reference/expected.npz",
+            "{root}/autograder/reference/Adam.json",
             "{root}/autograder/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
             os.path.expanduser("~/.bashrc"), "/root/.bashrc"]
         for target in targets:

@@ -10,7 +10,7 @@ Secret sources:
 * hidden tests: lines between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``;
 * the instructor notebook source/07_optimizers/optimizers.ipynb (every cell);
 * reference data: every file under autograder/ (the reference build in autograder/solution/,
-  expected.npz, the grader's code), except the catalog the release ships (SHIPPED).
+  the reference data's JSON, the grader's code), except the catalog the release ships (SHIPPED).
 
 A secret line is a line of one of those, stripped of indentation, that
 
