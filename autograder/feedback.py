@@ -18,7 +18,7 @@ from pathlib import Path
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
-from .misconceptions import EXPLANATIONS
+from .judge.content import EXPLANATIONS
 
 _CODE = re.compile(r"`([^`]+)`")
 

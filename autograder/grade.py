@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 
 from . import tempdirs, workers
-from .checks import COMPONENTS
+from .judge.content import COMPONENTS
 from .preprocessors import RESULTS_KEY
 from .submission import (NotANotebook, arrival_problem, component_cells, grade_points, instructor_content,
                          load_submission, written_points)

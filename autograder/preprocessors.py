@@ -25,9 +25,9 @@ from nbgrader.preprocessors import ClearHiddenTests, Execute, NbGraderPreprocess
 from traitlets import Float, Integer, Unicode
 
 from . import sandbox, tempdirs
-from .checks import COMPONENTS
+from .judge.content import COMPONENTS
 from .feedback import report_data, score_data
-from .hidden import run_hidden_checks, runtime_dir, sandbox_mode
+from .judge.hidden import run_hidden_checks, runtime_dir, sandbox_mode
 from .sanitize import page_digest
 from .submission import component_cells, grade_id, grade_points, submitted_files
 

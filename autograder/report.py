@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from .checks import catalog
+from .judge.checks import catalog
 from .export import write_rows
 from .preprocessors import RESULTS_KEY
 from .submission import arrival_problem

@@ -58,7 +58,7 @@ def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
 
 
 def sample_class(dest: Path) -> list:
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(dest)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(dest)], cwd=ROOT, check=True,
                    capture_output=True)
     return sorted(p for p in (dest / "submitted").glob("*/07_optimizers/optimizers.ipynb")
                   if p.parts[-3].startswith(COMPARABLE))
@@ -98,7 +98,8 @@ def breakdown(path: Path) -> dict:
     import nbformat
     from jupyter_client.manager import KernelManager
 
-    from autograder import grade, hidden, sandbox
+    from autograder import grade, sandbox
+    from autograder.judge import hidden
 
     parts = {}
     start = time.perf_counter()

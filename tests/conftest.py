@@ -19,9 +19,9 @@ WRITTEN_STUDENT = "written-answers"     # correct-reference, plus an answer in e
 
 @pytest.fixture(scope="session")
 def sample_class(tmp_path_factory):
-    """(folder, expected): the sample class written once by ``python -m autograder.sample_class``."""
+    """(folder, expected): the sample class written once by ``python -m tools.sample_class``."""
     course = tmp_path_factory.mktemp("shared-sample-class")
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(course)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(course)], cwd=ROOT, check=True,
                    capture_output=True)
     return course, json.loads((course / "expected.json").read_text())
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import archives, corpus, report, sample_class
+from autograder import archives, report
+from tools import corpus, sample_class
 from autograder.arrival import Budget, Refused, copy_regular_tree, student_id_problem
 from autograder.submission import NotANotebook, instructor_content, read_submission
 from conftest import ASSIGNMENT, ROOT, course_env

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autograder.sample_class import NETWORK_PORT
+from tools.sample_class import NETWORK_PORT
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def test_sample_class_is_big_enough(graded):
     names = {name_of(e) for e in graded["entries"]}
     assert len(names) >= 30
     assert {n for n in names if n.startswith("bug-")} == {f"bug-{s}" for s in __import__(
-        "autograder.misconceptions", fromlist=["SLUGS"]).SLUGS}
+        "m07_optimizers.misconceptions", fromlist=["SLUGS"]).SLUGS}
 
 
 def test_every_component_score_and_diagnosis_is_as_expected(graded):

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from autograder import grade, sandbox, workers
-from autograder.sample_class import SOURCE, STUDENT, fill
+from tools.sample_class import SOURCE, STUDENT, fill
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow,

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import sample_class
+from tools import sample_class
 from tools import generate, leaks, student_dist
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pytest
 from nbclient.exceptions import DeadKernelError
 
 from autograder import memcap, sandbox, tempdirs
-from autograder.hidden import PROBE_LIMITS
+from autograder.judge.hidden import PROBE_LIMITS
 from autograder.sandbox import Limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import hostile_pages as hp
 from autograder import preprocessors
-from autograder.checks import CheckResult
+from autograder.judge.checks import CheckResult
 from autograder.page_render import render_markdown
 from autograder.preprocessors import HiddenChecks
 from autograder.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest

@@ -29,7 +29,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbformat.warnings import DuplicateCellId
 
 import hostile_pages as hp
-from autograder.checks import CheckResult
+from autograder.judge.checks import CheckResult
 from autograder.feedback import report_data
 from autograder.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
 
@@ -380,7 +380,7 @@ def autograded(course: Path, student: str) -> Path:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    from autograder.sample_class import SOURCE, STUDENT, fill
+    from tools.sample_class import SOURCE, STUDENT, fill
 
     course = tmp_path_factory.mktemp("course")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)

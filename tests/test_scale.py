@@ -23,7 +23,7 @@ SUBSET = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-coupl
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     course = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(course)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(course)], cwd=ROOT, check=True,
                    capture_output=True)
     return course, json.loads((course / "expected.json").read_text())
 

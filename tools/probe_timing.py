@@ -16,7 +16,7 @@ def main() -> int:
     import nbformat
 
     t0 = time.perf_counter()
-    from autograder import hidden
+    from autograder.judge import hidden
 
     imported = time.perf_counter() - t0
     nb = nbformat.read(ROOT / "source" / "07_optimizers" / "optimizers.ipynb", as_version=4)

@@ -1,6 +1,6 @@
 """Generate the sample class: student notebooks made from small snippets, with expected grades.
 
-``python -m autograder.sample_class DEST`` writes ``DEST/submitted/<name>/07_optimizers/optimizers.ipynb``
+``python -m tools.sample_class DEST`` writes ``DEST/submitted/<name>/07_optimizers/optimizers.ipynb``
 for every case below and ``DEST/expected.json`` with each case's expected component scores
 (``make sample-class`` writes them to ``demo/``, a course of its own, never the repository's ``submitted/``)
 and diagnoses. Cases: correct alternatives, one per catalogued misconception, hostile code
@@ -18,10 +18,12 @@ from pathlib import Path
 
 import nbformat
 
-from .checks import COMPONENTS, judge_component
-from .misconceptions import VARIANTS, apply
+from autograder.judge.checks import judge_component
+from autograder.submission import grade_id
+from m07_optimizers import COMPONENTS
+from m07_optimizers.misconceptions import VARIANTS, apply
+
 from .reference import load, run_cells
-from .submission import grade_id
 from tinytorch.export import without_markers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,8 +102,8 @@ def _read_attack(root: Path) -> str:
     return f'''        import glob, os
         targets = glob.glob("/tmp/autograde-course-*/course/source/*/*.ipynb") + [
             "{root}/source/07_optimizers/optimizers.ipynb", "{root}/demo/source/07_optimizers/optimizers.ipynb",
-            "{root}/autograder/reference/Adam.json",
-            "{root}/autograder/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
+            "{root}/content/m07_optimizers/reference/Adam.json",
+            "{root}/content/m07_optimizers/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
             os.path.expanduser("~/.bashrc"), "/root/.bashrc"]
         for target in targets:
             try:
@@ -165,7 +167,7 @@ NOISY = '''        import sys, warnings
 def never_steps(component: str) -> float:
     """Points of the component's checks that only construct the optimizer (validation): a probe
     killed in step() keeps them, each check after a kill runs in a fresh sandbox."""
-    from .checks import checks_for
+    from autograder.judge.checks import checks_for
 
     return float(sum(c.points for c in checks_for(component) if all(s["kind"] == "validation" for s in c.scenarios)))
 
@@ -341,7 +343,7 @@ def fill(student_nb, source_nb, edits: dict):
 
 def expected_scores(nb, source_nb) -> dict:
     """Component scores the trusted judge gives this notebook's code, run in this process."""
-    from .submission import graded_code
+    from autograder.submission import graded_code
 
     cells = graded_code(source_nb, nb)
     ref = load()
@@ -419,7 +421,7 @@ def _structure_attacks(dest: Path, student, source) -> dict:
     return out
 
 
-# -- student styles from the variant corpus (autograder/corpus.py) ---------------------------------
+# -- student styles from the variant corpus (tools/corpus.py) ---------------------------------
 # Helper cells the student added, own-step AdamW, a crash on None, float64 that spreads to the
 # parameters, an Adam bug AdamW inherits. ``expected.json`` also lists the slugs each must name.
 

@@ -8,9 +8,11 @@ import os
 import nbformat
 import pytest
 
-from autograder import checks, corpus, probe, sandbox
-from autograder.hidden import PROBE_LIMITS, probe_component, run_hidden_checks
-from autograder.sample_class import SOURCE, STUDENT
+from autograder import probe, sandbox
+from autograder.judge import checks
+from tools import corpus
+from autograder.judge.hidden import PROBE_LIMITS, probe_component, run_hidden_checks
+from tools.sample_class import SOURCE, STUDENT
 from autograder.submission import graded_code
 
 pytestmark = pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
