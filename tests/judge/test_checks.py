@@ -199,3 +199,16 @@ def test_a_validation_that_lets_nan_through_fails(text, name):
     for component in ("Adam", "AdamW"):
         lost = [r.id for r in judged(trap, component) if r.score < r.max_score]
         assert lost == [f"{component.lower()}-validation"]
+
+
+def test_affects_compare_variants_only_for_a_check_a_diagnosis_asks_about(monkeypatch):
+    """Loading the reference data compares no variant with the reference: a correct run asks for none."""
+    from autograder.judge import reference as data
+
+    calls = []
+    monkeypatch.setattr(data, "first_divergence", lambda got, expected: calls.append(got) or "differs")
+    affects = data.Affects({"a": [], "b": []}, {"a": [("slug-a", "run a")], "b": [("slug-b", "run b")]})
+    assert calls == []
+    assert affects.get("a") == {"slug-a"} and calls == ["run a"]
+    assert affects.get("a") == {"slug-a"} and calls == ["run a"]      # worked out once
+    assert affects.get("c", ()) == ()
