@@ -136,7 +136,8 @@ def _notes(code: str, name: str) -> list:
 def parse(code: str, name: str):
     """A cell's code as the IPython kernel compiles it: the one place magics are handled.
 
-    IPython's own text transform (``TransformerManager.transform_cell``) turns
+    Code that is not plain Python goes through IPython's own text transform
+    (``TransformerManager.transform_cell``), which turns
     ``%magic``, ``!cmd``, ``obj?`` and ``%%magic`` into ``get_ipython()`` calls,
     which the probe's stub ``get_ipython`` runs (file magics) or makes harmless. A
     ``%%time``-like cell magic's body is the student's code, so the body is parsed in
@@ -145,9 +146,15 @@ def parse(code: str, name: str):
     """
     import ast
 
-    from IPython.core.inputtransformer2 import TransformerManager
+    try:
+        # Plain Python needs no transform: everything IPython rewrites (a line starting with %, !,
+        # a prompt or an indent, a trailing ?) is a syntax error in Python. Importing IPython
+        # costs a probe more than running every scenario, so only a cell that needs it pays.
+        tree = ast.parse(code, f"<{name}>")
+    except SyntaxError:
+        from IPython.core.inputtransformer2 import TransformerManager
 
-    tree = ast.parse(TransformerManager().transform_cell(code), f"<{name}>")
+        tree = ast.parse(TransformerManager().transform_cell(code), f"<{name}>")
     call = tree.body[0].value if _len(tree.body) == 1 and type(tree.body[0]).__name__ == "Expr" else None
     if (type(call).__name__ == "Call" and getattr(call.func, "attr", None) == "run_cell_magic"
             and _len(call.args) == 3 and all(type(a).__name__ == "Constant" for a in call.args)):
