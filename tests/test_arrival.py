@@ -26,7 +26,7 @@ from conftest import ASSIGNMENT, ROOT, course_env
 
 SOURCE = ROOT / "source" / ASSIGNMENT / "optimizers.ipynb"
 RELEASED = ROOT / "modules" / ASSIGNMENT / "optimizers.ipynb"
-SOLUTION = ROOT / "autograder" / "solution" / "optimizers.py"
+SOLUTION = ROOT / "content" / "m07_optimizers" / "solution" / "optimizers.py"
 COURSE_ID = "tinytorch-07"
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 LMS_PATTERN = r".+/(?P<student_id>[^_/]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"

@@ -71,7 +71,7 @@ def graded(sample_class):
     course, expected = sample_class                         # tests/conftest.py, shared with other modules
     paths = sorted((course / "submitted").glob("*/07_optimizers/optimizers.ipynb"))
     # What the attacks aim at: instructor notebooks, the reference build and data, the gradebook.
-    protected = [ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db"]
+    protected = [ROOT / "source", ROOT / "tinytorch", ROOT / "content" / "m07_optimizers" / "reference", ROOT / "gradebook.db"]
     before = tree_digest(*protected)
     listener = Listener(NETWORK_PORT)
     try:
@@ -156,7 +156,7 @@ def test_broken_files_get_a_clear_error_and_the_batch_goes_on(graded):
 
 def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
     assert graded["connections"] == 0
-    assert graded["unchanged"], "grading changed source/, tinytorch/, autograder/reference/ or gradebook.db"
+    assert graded["unchanged"], "grading changed source/, tinytorch/, content/m07_optimizers/reference/ or gradebook.db"
     assert not (ROOT / "autograder" / "PWNED").exists()
     leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
                  if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "617"]]
