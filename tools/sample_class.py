@@ -266,8 +266,8 @@ def _forge_results():
 {body}
 _atexit.register(_forge_results)
 """
-# A results file the grader must refuse before parsing: one line of 2 MiB of "[" (past the line
-# cap, and nesting without end, which a recursive parser would follow).
+# A results file the grader must refuse before parsing: one line of 2 MiB of "[", nesting
+# without end, which a recursive parser would follow.
 RESULTS_BOMB = """    with open("out.json", "w") as f:
         f.write("[" * 2**21)
 """

@@ -35,16 +35,17 @@ from .compare import quoted
 
 MiB = 1024**2
 MAX_FILE_BYTES = 8 * MiB        # a probe's real output is under 100 KiB
-MAX_LINE_BYTES = 1 * MiB        # one check's observations (the largest real one is under 20 KiB)
-MAX_VALUES = 4096               # numbers in one observation (the largest real one holds 2048)
+MAX_LINE_BYTES = 4 * MiB        # one check's observations (the largest real one is under 20 KiB)
+# Numbers in one observation: 1 MiB of float64, as the npz reader allowed. A wrong-shaped but real
+# observation (a student's buffer of the wrong size) fails its own check, never the whole component.
+MAX_VALUES = 131072
+MAX_ELEMENTS = 2 * MAX_VALUES   # JSON values in one line, counted before parsing: bounds the parser's memory
 MAX_NDIM = 4
 MAX_DEPTH = 5                   # {"observations": [[label, {"values": [...]}]]} nests 5 deep
 MAX_NUMBER_CHARS = 40           # digits of one JSON number: a float64 repr needs at most 24
 EXTRA_OBSERVATIONS = 8          # a run may report this many more observations than the longest known run
 CHECK_ID = re.compile(r"[a-z0-9-]{1,80}")
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-_OPEN, _CLOSE = frozenset(b"[{"), frozenset(b"]}")
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 
 class InvalidOutput(ValueError):
@@ -176,8 +177,11 @@ def _strict_json(line: str, number: int):
     raw = line.encode("utf-8")
     if len(raw) > MAX_LINE_BYTES:
         raise InvalidOutput(f"line {number} is larger than {MAX_LINE_BYTES // MiB} MiB")
-    if _depth(raw) > MAX_DEPTH:
+    depth, elements = _skeleton(raw)
+    if depth > MAX_DEPTH:
         raise InvalidOutput(f"line {number} nests deeper than the grader's format")
+    if elements > MAX_ELEMENTS:
+        raise InvalidOutput(f"line {number} holds more values than the grader's format")
     try:
         return json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
                           parse_int=_number(int), parse_float=_number(float))
@@ -187,11 +191,20 @@ def _strict_json(line: str, number: int):
         raise InvalidOutput(f"line {number} is not valid JSON ({type(err).__name__})") from None
 
 
-def _depth(raw: bytes) -> int:
-    """How deep brackets nest in a JSON text, strings left out: one vectorised pass, no recursion."""
-    skeleton = np.frombuffer(_STRING.sub(b'""', raw), dtype=np.uint8)
-    steps = np.isin(skeleton, list(_OPEN)).astype(np.int64) - np.isin(skeleton, list(_CLOSE))
-    return int(np.cumsum(steps).max(initial=0))
+def _skeleton(raw: bytes) -> tuple:
+    """(how deep brackets nest, how many values) in a JSON text, ignoring what strings hold.
+
+    Vectorised, with no recursion and no object per value, so it costs a few bytes per byte of
+    the line whatever the line holds. Escaped backslashes, then escaped quotes, are dropped
+    first (left to right, as JSON reads them), so every quote left opens or closes a string.
+    """
+    plain = np.frombuffer(raw.replace(b"\\\\", b"").replace(b'\\"', b""), dtype=np.uint8)
+    outside = (np.cumsum(plain == ord('"'), dtype=np.int32) & 1) == 0
+    steps = ((plain == ord("[")) | (plain == ord("{"))).astype(np.int8)
+    steps -= (plain == ord("]")) | (plain == ord("}"))
+    steps *= outside
+    depth = int(np.cumsum(steps, dtype=np.int32).max(initial=0))
+    return depth, int(np.count_nonzero((plain == ord(",")) & outside)) + 1
 
 
 def _unique_keys(pairs: list) -> dict:

@@ -203,6 +203,14 @@ def test_far_too_many_lines_are_refused_before_parsing(asked, monkeypatch):
     assert not parsed
 
 
+@pytest.mark.parametrize("fill", ['0,', '"",', '"x",'])
+def test_a_line_of_too_many_values_is_refused_before_parsing(asked, fill, monkeypatch):
+    parsed = []
+    monkeypatch.setattr(probe_output.json, "loads", lambda *a, **k: parsed.append(a) or {})
+    line = sgd_plain_line('{"shape":[1],"values":[' + fill * (probe_output.MAX_ELEMENTS + 1) + '0]}')
+    assert reason(line.encode(), asked) == "line 1 holds more values than the grader's format" and not parsed
+
+
 @pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000, sgd_plain_line('[[[[[[[1]]]]]]]'),
                                      '{"check":"sgd-plain","observations":[["x",{"shape":[1],"values":[[[[0]]]]}]]}'])
 def test_deep_nesting_is_refused_before_the_parser_recurses(asked, payload, monkeypatch):
@@ -215,6 +223,15 @@ def test_brackets_inside_strings_do_not_count_as_nesting(good, asked):
     key = first_key(good, "sgd-validation")
     text = "[" * 500 + '\\"{' * 100
     assert str(parse(lines_of(dict(good, **{key: np.array(text)})), asked)[key]) == text
+
+
+def test_a_large_wrong_observation_fails_only_its_own_check(good, asked):
+    """A real run may record a wrong-sized buffer: that fails its check, not the whole component."""
+    key = first_key(good, "sgd-plain")
+    flat = parse(lines_of(dict(good, **{key: np.zeros((100, 1000))})), asked)
+    results = {r.id: r for r in checks.judge_component("SGD", flat, reference.load())}
+    assert results["sgd-plain"].score == 0
+    assert all(r.score == r.max_score for i, r in results.items() if i != "sgd-plain")
 
 
 # -- JSON itself: strict, or refused ---------------------------------------------------------
@@ -399,15 +416,19 @@ def peak_mib(*args) -> int:
     return int(result.stdout)
 
 
-@pytest.mark.parametrize("fill", ["numbers", "text"])
+@pytest.mark.parametrize("fill", ["numbers", "text", "numbers parsed", "text parsed"])
 def test_reading_a_file_at_the_cap_keeps_the_graders_memory_small(tmp_path, good, fill):
-    """Lines just under the line cap, up to the file cap: the most a results file can make the grader parse."""
+    """Lines just under the line cap (or, "parsed", just under the count of values the grader parses),
+    up to the file cap: the most a results file can make the grader read."""
     checks_asked = [k.split("|", 1)[0] for k in good if k != PROBLEMS]
-    unit = "0," if fill == "numbers" else '"",'
+    unit = "0," if fill.startswith("numbers") else '"",'
+    count = (MAX_LINE_BYTES - 200) // len(unit)
+    if fill.endswith("parsed"):
+        count = probe_output.MAX_ELEMENTS - 10
     lines, size = [], 0
     for check in dict.fromkeys(checks_asked):
         line = ('{"check":"' + check + '","observations":[["x",{"shape":[1],"values":['
-                + unit * ((MAX_LINE_BYTES - 200) // len(unit)) + '0]}]]}')
+                + unit * count + '0]}]]}')
         if size + len(line) + 1 > MAX_FILE_BYTES:
             break
         lines.append(line)
@@ -483,7 +504,7 @@ def test_sandboxed_bomb_costs_only_its_component():
             "        f.write('[' * (2 * 1024 * 1024))\n")          # nests without end: the parser would recurse
     flat, why = probe_sgd(FORGE.format(body=body))
     assert flat is None
-    assert why == "the SGD checks reported an invalid results file (line 1 is larger than 1 MiB)"
+    assert why == "the SGD checks reported an invalid results file (line 1 nests deeper than the grader's format)"
 
 
 @pytest.mark.slow
