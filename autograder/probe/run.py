@@ -22,7 +22,7 @@ import numpy as np
 
 from . import markers, output
 from .cells import _SHELL, _notes, define
-from .record import MAX_TEXT, PROBLEMS, Recorder, describe
+from .record import MAX_TEXT, Recorder, describe
 
 _array, _exit = np.array, os._exit
 KINDS: dict = {}          # scenario kind -> function(ns, scenario, recorder), from the extensions

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from autograder.judge.signatures import Predicate, Run
+from autograder.judge.signatures import Run
 
 NONE = "<None>"
 SHAPES = [(4,), (3,), (2,)]
