@@ -33,7 +33,7 @@ class PeakMemory:
                 root = psutil.Process(self.root)
                 for proc in [root, *root.children(recursive=True)]:   # serial graders grade in the root
                     rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline())
-                    if "ipykernel" in cmd or "probe.py" in cmd:
+                    if "ipykernel" in cmd or "autograder.probe" in cmd:
                         self.sandboxed = max(self.sandboxed, rss)
                     elif "python" in cmd:
                         self.workers = max(self.workers, rss)
