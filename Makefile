@@ -15,8 +15,8 @@ DEST ?= ../optimizers-07-student
 help:
 	@echo "make demo      set up .venv, regenerate from src/, run the notebook, grade the sample class in demo/"
 	@echo "make test      the whole test suite (nbgrader, sandbox, kernels, book, browser)"
-	@echo "make generate  src/ -> autograder/solution/, source/ and modules/ notebooks, tinytorch placeholders"
-	@echo "make reference autograder/reference/expected.npz from src/"
+	@echo "make generate  src/ -> content/m07_optimizers/solution/, source/ and modules/ notebooks, tinytorch placeholders"
+	@echo "make reference content/m07_optimizers/reference/<component>.json from src/"
 	@echo "make autograde [FORCE=1] [JOBS=N|SCHEDULER=ADDR] / feedback / grades   grade submitted/ (resumes), feedback, CSV"
 	@echo "make report    class report: reports/$(ASSIGNMENT).html and .csv (after make autograde; COURSE=demo for the demo)"
 	@echo "make env (students' JupyterLab) | instructor-env (with nbgrader's formgrader)"
@@ -40,11 +40,11 @@ generate: env
 	$(PY) -m tools.generate
 
 reference: env
-	$(PY) -m autograder.reference
+	$(PY) -m tools.reference
 
 check-drift: env
 	$(PY) -m tools.generate --check
-	$(PY) -m autograder.reference --check
+	$(PY) -m tools.reference --check
 
 run-notebook: env
 	$(PY) -m tools.run_notebook source/$(ASSIGNMENT)/optimizers.ipynb
@@ -54,7 +54,7 @@ run-notebook: env
 # exchange/, downloaded/) is written only by autograde, feedback, grades and report, never deleted.
 sample-class: env
 	rm -rf demo
-	$(PY) -m autograder.sample_class demo
+	$(PY) -m tools.sample_class demo
 
 # Grades demo/ with nbgrader into demo/gradebook.db; then `make report COURSE=demo`.
 # Without bubblewrap: only the sample notebooks that are not attacks, unsandboxed and announced.

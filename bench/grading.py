@@ -33,7 +33,7 @@ class PeakMemory:
                 root = psutil.Process(self.root)
                 for proc in [root, *root.children(recursive=True)]:   # serial graders grade in the root
                     rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline())
-                    if "ipykernel" in cmd or "probe.py" in cmd:
+                    if "ipykernel" in cmd or "autograder.probe" in cmd:
                         self.sandboxed = max(self.sandboxed, rss)
                     elif "python" in cmd:
                         self.workers = max(self.workers, rss)
@@ -58,7 +58,7 @@ def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
 
 
 def sample_class(dest: Path) -> list:
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(dest)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(dest)], cwd=ROOT, check=True,
                    capture_output=True)
     return sorted(p for p in (dest / "submitted").glob("*/07_optimizers/optimizers.ipynb")
                   if p.parts[-3].startswith(COMPARABLE))
@@ -98,9 +98,9 @@ def breakdown(path: Path) -> dict:
     import nbformat
     from jupyter_client.manager import KernelManager
 
-    from autograder import hidden, sandbox
-    from autograder import course
+    from autograder import course, sandbox
     from autograder.batch import template
+    from autograder.judge import hidden
 
     parts = {}
     start = time.perf_counter()

@@ -112,7 +112,7 @@ def soak(n: int) -> list:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, throwaway_postgres("soak_jobs2") as db:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "autograder.sample_class", str(tmp / "sample")], cwd=ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "tools.sample_class", str(tmp / "sample")], cwd=ROOT, check=True,
                        capture_output=True)
         for label in ("jobs2", "dask"):
             (tmp / label / "tmp").mkdir(parents=True)

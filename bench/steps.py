@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from autograder.solution import optimizers as ours
+from content.m07_optimizers.solution import optimizers as ours
 from tinytorch.core.tensor import Tensor
 
 SIZES = (10**3, 10**4, 10**5, 10**6, 10**7)

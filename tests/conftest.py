@@ -25,7 +25,7 @@ ASSIGNMENT = "07_optimizers"
 SMALL_CLASS = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-state-dtype",
                "hostile-deleted-test-cell", "broken-corrupt-json")
 WRITTEN_STUDENT = "written-answers"     # correct-reference, plus an answer in every written cell
-SAMPLE_CLASS_COMMAND = [sys.executable, "-m", "autograder.sample_class"]
+SAMPLE_CLASS_COMMAND = [sys.executable, "-m", "tools.sample_class"]
 # What the sample class's attacks aim at: instructor notebooks, the reference build and data, the gradebook.
 PROTECTED = (ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db")
 
@@ -37,7 +37,7 @@ def _write_sample_class(folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def sample_class(tmp_path_factory):
-    """(folder, expected): the sample class, written once per session by ``python -m autograder.sample_class``."""
+    """(folder, expected): the sample class, written once per session by ``python -m tools.sample_class``."""
     course = built_once(session_root(tmp_path_factory), "sample-class", _write_sample_class)
     return course, json.loads((course / "expected.json").read_text())
 
@@ -49,7 +49,7 @@ def _graded_class_folder(sample_class, tmp_path_factory) -> Path:
     The folder holds ``result.json`` (the entries, the connections a loopback listener got
     during grading, whether grading changed what the attacks aim at) and ``feedback/``.
     """
-    from autograder.sample_class import NETWORK_PORT
+    from tools.sample_class import NETWORK_PORT
 
     course, _ = sample_class
 

@@ -4,7 +4,7 @@ One exporter serves two users:
 
 * maintainers: ``make generate`` exports the reference source
   (``src/07_optimizers/07_optimizers.py``) into the grader's
-  ``autograder/solution/optimizers.py``, never into this package;
+  ``content/m07_optimizers/solution/optimizers.py``, never into this package;
 * students: ``python -m tinytorch.export modules/07_optimizers/optimizers.ipynb``
   (or the last cell of the notebook) exports *their* classes, so later modules
   train with their own optimizers.
@@ -110,7 +110,7 @@ def export_student_notebook(notebook: str | Path, package_root: Path | None = No
     target = package_path(target_module(nb), package_root)
     if any(marker in cell.source for cell in export_cells(nb) for marker in SOLUTION_MARKERS):
         return (f"Not exporting: {notebook.name} is the instructor's notebook (it holds solution regions); "
-                "`make generate` builds the reference into autograder/solution/, students export their own.")
+                "`make generate` builds the reference into content/m07_optimizers/solution/, students export their own.")
     missing = unfinished(export_cells(nb))
     if missing:
         raise ExportRefused(

@@ -1,7 +1,7 @@
 """``make demo``'s grading step: the sample class graded in a course of its own, ``demo/``.
 
 ``python -m tools.demo --course DIR`` grades ``DIR/submitted/*/07_optimizers/optimizers.ipynb``
-(written with ``DIR/expected.json`` by ``python -m autograder.sample_class DIR``) as an nbgrader
+(written with ``DIR/expected.json`` by ``python -m tools.sample_class DIR``) as an nbgrader
 course: its own gradebook (``DIR/gradebook.db``), ``autograded/`` and ``feedback/``, so
 ``make report COURSE=demo`` shows the class. The instructor's course (the repository's
 ``submitted/``, gradebook, exchange) is never touched: the demo refuses a folder that is not a
@@ -36,7 +36,7 @@ NOT_GRADED = "attacks-not-graded"     # where attacks wait when there is no sand
 
 
 class NotASampleClass(SystemExit):
-    """The folder is not a sample class written by ``autograder.sample_class``: nothing is graded."""
+    """The folder is not a sample class written by ``tools.sample_class``: nothing is graded."""
 
 
 def benign_only(problem: str, skipped: int, graded: int) -> str:
@@ -50,10 +50,10 @@ def check_sample_class(course: Path) -> dict:
     """The class's ``expected.json``; refuses the repository itself and any folder without one."""
     if course.resolve() == ROOT.resolve():
         raise NotASampleClass(f"demo: {course} is the instructor's course; the demo grades the sample class "
-                              "in a course of its own: `make demo` (or python -m autograder.sample_class demo first)")
+                              "in a course of its own: `make demo` (or python -m tools.sample_class demo first)")
     if not (course / "expected.json").is_file():
         raise NotASampleClass(f"demo: {course} holds no expected.json, so it is not a sample class; "
-                              f"write one with `python -m autograder.sample_class {course}` (or run `make demo`)")
+                              f"write one with `python -m tools.sample_class {course}` (or run `make demo`)")
     return json.loads((course / "expected.json").read_text())
 
 

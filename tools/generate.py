@@ -2,7 +2,7 @@
 
 ``python -m tools.generate`` writes all four; ``--check`` only reports drift (exit 1):
 
-* ``autograder/solution/optimizers.py``: the export cells of the source (instructor-only);
+* ``content/m07_optimizers/solution/optimizers.py``: the export cells of the source (instructor-only);
 * ``source/07_optimizers/optimizers.ipynb``: the nbgrader instructor notebook;
 * ``modules/07_optimizers/optimizers.ipynb``: the student notebook (nbgrader's release);
 * ``tinytorch/core/optimizers.py``: what a student starts from, placeholders that say the
@@ -31,7 +31,7 @@ INSTRUCTOR = Path("source") / ASSIGNMENT / NOTEBOOK
 STUDENT = Path("modules") / ASSIGNMENT / NOTEBOOK
 CONFIG = Path("autograder") / "nbgrader_config.py"
 # The reference build lives with the grader, never in the package students import.
-SOLUTION_PACKAGE = Path("autograder") / "solution"
+SOLUTION_PACKAGE = Path("content") / "m07_optimizers" / "solution"
 
 
 def instructor_notebook(src: Path = ROOT / SRC):

@@ -9,8 +9,8 @@ Secret sources:
   src/07_optimizers/07_optimizers.py;
 * hidden tests: lines between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``;
 * the instructor notebook source/07_optimizers/optimizers.ipynb (every cell);
-* reference data: every file under autograder/ (the reference build in autograder/solution/,
-  expected.npz, the grader's code), except the catalog the release ships (SHIPPED).
+* reference data: every file under autograder/ and content/ (the reference build in content/m07_optimizers/solution/,
+  the reference data's JSON, the grader's code), except the catalog the release ships (SHIPPED).
 
 A secret line is a line of one of those, stripped of indentation, that
 
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SRC = Path("src/07_optimizers/07_optimizers.py")
 INSTRUCTOR_NB = Path("source/07_optimizers/optimizers.ipynb")
 # Under autograder/ but written for students: the release ships it.
-SHIPPED = (Path("autograder/MISCONCEPTIONS.md"),)
+SHIPPED = (Path("content/m07_optimizers/MISCONCEPTIONS.md"),)
 MIN_CHARS = 12
 REGIONS = {"### BEGIN SOLUTION": ("### END SOLUTION", "solution"),
            "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test")}
@@ -112,7 +112,7 @@ def secret_material(root: Path = ROOT) -> dict:
         "lines": _distinctive((line for c in cells for line in _strip_lines(c.source)), public),
         "hashes": {hashlib.sha256(instructor.read_bytes()).hexdigest(): INSTRUCTOR_NB}, "chunks": []}
     data = {"lines": [], "hashes": {}, "chunks": []}
-    for path in files(root / "autograder"):
+    for path in [*files(root / "autograder"), *files(root / "content")]:
         rel = path.relative_to(root)
         if rel in SHIPPED or path.suffix == ".pyc":
             continue

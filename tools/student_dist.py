@@ -5,7 +5,7 @@
     python -m tools.student_dist DEST --binder-venv VENV   # then try it as Binder would
 
 Nothing is subtracted: the package holds no reference build (that is
-autograder/solution/), the notebook is nbgrader's release (modules/, the same file
+content/m07_optimizers/solution/), the notebook is nbgrader's release (modules/, the same file
 ``nbgrader release_assignment`` publishes), and only the paths in COPY are copied.
 README.md and .gitignore come from tools/templates/, pyproject.toml is written with
 tomli-w. The result is scanned by tools/leaks.py before the command reports success.
@@ -38,7 +38,7 @@ COPY = (
     ("tinytorch/**/*.py", None),
     ("binder/*", None),
     ("environment.yml", None),
-    ("autograder/MISCONCEPTIONS.md", "MISCONCEPTIONS.md"),
+    ("content/m07_optimizers/MISCONCEPTIONS.md", "MISCONCEPTIONS.md"),
 )
 RENDERED = ("README.md", ".gitignore", "pyproject.toml")
 MANAGED = ("modules", "tinytorch", "binder", "environment.yml", "MISCONCEPTIONS.md", *RENDERED)

@@ -24,7 +24,8 @@ from pathlib import Path
 import nbformat
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ..checks import catalog
+from ..judge import content
+from ..judge.checks import catalog
 from .export import write_rows
 from .feedback import RESULTS_KEY
 from ..arrival.notebook import arrival_problem
@@ -137,9 +138,9 @@ def refusals(course: Path, assignment: str) -> dict:
     return found
 
 
-def summarise(students: list) -> dict:
+def summarise(students: list, assignment: str | None = None) -> dict:
     graded = [s for s in students if s.tests and s.score is not None]
-    order = {c.id: i for i, c in enumerate(catalog())}
+    order = {c.id: i for i, c in enumerate(catalog(content.load(assignment) if assignment else None))}
     runs = defaultdict(lambda: [0, 0])                # check -> [passed, total]
     behind = defaultdict(list)                        # misconception -> students
     for s in graded:
@@ -216,7 +217,7 @@ def write_csv(students: list, path: Path) -> None:
 def render(students: list, assignment: str) -> str:
     env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
-    summary = summarise(students)
+    summary = summarise(students, assignment)
     return env.get_template("report.html.j2").render(
         assignment=assignment, students=students, summary=summary, figures=figures(summary))
 

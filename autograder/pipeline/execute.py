@@ -20,7 +20,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer, default
 
 from .. import sandbox
-from ..hidden import runtime_dir
+from ..judge.hidden import runtime_dir
 from ..sandbox import tempdirs
 
 

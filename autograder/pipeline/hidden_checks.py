@@ -9,9 +9,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from ..arrival.notebook import component_cells, grade_id, grade_points, submitted_files
-from ..checks import COMPONENTS
-from ..hidden import run_hidden_checks, sandbox_mode
-from ..misconceptions import EXPLANATIONS
+from ..judge import content
+from ..judge.hidden import run_hidden_checks, sandbox_mode
 from ..pages.feedback import RESULTS_KEY, report_data, score_data
 from ..pages.sanitize import page_digest
 
@@ -37,10 +36,11 @@ class HiddenChecks(NbGraderPreprocessor):
         source = nbformat.read(path, as_version=4)
         points = grade_points(source)
         cells = component_cells(source)
-        components = [c for c in COMPONENTS if c in cells.values()]
+        module = content.load(info["assignment"])
+        components = [c for c in module.COMPONENTS if c in cells.values()]
         folder = resources.get("metadata", {}).get("path")
         files = submitted_files(folder) if folder else {}
-        results = run_hidden_checks(source, nb, components, files=files)
+        results = run_hidden_checks(source, nb, components, files=files, module=module)
         # own_outputs: what pages may show with the report's classes (sanitize.own_outputs)
         summary = {"sandbox": sandbox_mode(), "components": {}, "tests": [], "own_outputs": {}}
         for cell in nb.cells:
@@ -56,7 +56,7 @@ class HiddenChecks(NbGraderPreprocessor):
             # The score first (nbgrader reads the first execute_result, before any error the visible
             # tests printed), then the student's visible-test output, then the hidden-check report.
             score = score_data(component, earned, points[gid])
-            report = report_data(component, checks, earned, points[gid], EXPLANATIONS)
+            report = report_data(component, checks, earned, points[gid], module.EXPLANATIONS)
             summary["own_outputs"][gid] = [page_digest(score["text/html"]), page_digest(report["text/html"])]
             cell.outputs = [new_output("execute_result", data=score, execution_count=None),
                             *cell.get("outputs", []),

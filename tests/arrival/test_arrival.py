@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import corpus, sample_class
+from tools import corpus, sample_class
 from autograder.arrival import archives
 from autograder.pages import report
 from autograder.arrival.files import Budget, Refused, copy_regular_tree, student_id_problem
@@ -27,7 +27,7 @@ from conftest import ASSIGNMENT, ROOT, course_env
 
 SOURCE = ROOT / "source" / ASSIGNMENT / "optimizers.ipynb"
 RELEASED = ROOT / "modules" / ASSIGNMENT / "optimizers.ipynb"
-SOLUTION = ROOT / "autograder" / "solution" / "optimizers.py"
+SOLUTION = ROOT / "content" / "m07_optimizers" / "solution" / "optimizers.py"
 COURSE_ID = "tinytorch-07"
 NBGRADER = [sys.executable, "-m", "nbgrader"]
 LMS_PATTERN = r".+/(?P<student_id>[^_/]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import sample_class
+from tools import sample_class
 from tools import generate, leaks, student_dist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_exchange_release_fetch_submit_collect_autograde_feedback_export(tmp_pat
     mallory.mkdir()
     (mallory / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC")
     os.symlink(course / generate.INSTRUCTOR, mallory / "optimizers.ipynb")
-    os.symlink(ROOT / "autograder" / "solution" / "optimizers.py", mallory / "optimizers.py")
+    os.symlink(ROOT / "content" / "m07_optimizers" / "solution" / "optimizers.py", mallory / "optimizers.py")
     collected = run([BIN / "nbgrader", "collect", ASSIGNMENT], course, env)
     assert "Refused inbound submission 'mallory+" in collected.stdout + collected.stderr
     assert sorted(p.name for p in (course / "submitted").iterdir()) == sorted(SOLUTIONS)

@@ -118,7 +118,7 @@ def _tab_snippets() -> dict:
 
 def test_tinytorch_tab_code_trains(monkeypatch):
     """The tab is what a student runs after exporting: here the reference build stands in for their export."""
-    from autograder.solution import optimizers as reference
+    from content.m07_optimizers.solution import optimizers as reference
 
     monkeypatch.setitem(sys.modules, "tinytorch.core.optimizers", reference)
     code = _tab_snippets()["TinyTorch"]

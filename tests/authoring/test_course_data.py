@@ -92,7 +92,7 @@ def gradebook_with_manual_grade(root: Path) -> None:
         gb.add_grade_cell("written_state", "optimizers", ASSIGNMENT, max_score=2, cell_type="markdown")
         gb.add_solution_cell("written_state", "optimizers", ASSIGNMENT)
         gb.add_student("carol")
-        with gb.db.no_autoflush:       # as autograder.grade.ensure_submission (no SAWarning)
+        with gb.db.no_autoflush:       # as autograder.batch.template.ensure_submission (no SAWarning)
             gb.add_submission(ASSIGNMENT, "carol")
     add_manual_grade(url, "carol")
 

@@ -47,15 +47,15 @@ def test_drift_is_detected(tmp_path):
         target = tmp_path / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text((ROOT / rel).read_text())
-    edited = tmp_path / "autograder/solution/optimizers.py"
+    edited = tmp_path / "content/m07_optimizers/solution/optimizers.py"
     edited.write_text(edited.read_text().replace("self.lr = lr", "self.lr = lr * 2", 1))
     starter = tmp_path / "tinytorch/core/optimizers.py"
     starter.write_text(starter.read_text() + "\nclass SGD: pass\n")
-    assert sorted(generate.drifted(tmp_path)) == ["autograder/solution/optimizers.py", "tinytorch/core/optimizers.py"]
+    assert sorted(generate.drifted(tmp_path)) == ["content/m07_optimizers/solution/optimizers.py", "tinytorch/core/optimizers.py"]
 
 
 def test_reference_header_names_its_source():
-    head = (ROOT / "autograder/solution/optimizers.py").read_text().splitlines()[0]
+    head = (ROOT / "content/m07_optimizers/solution/optimizers.py").read_text().splitlines()[0]
     assert head.startswith("# DO NOT EDIT: generated from src/07_optimizers/07_optimizers.py")
 
 
@@ -76,7 +76,7 @@ def test_the_package_holds_placeholders_that_say_export_has_not_run():
                                "modules/07_optimizers/optimizers.ipynb has not run"), line
         assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in line
     starter = (ROOT / "tinytorch/core/optimizers.py").read_text()
-    reference = (ROOT / "autograder/solution/optimizers.py").read_text()
+    reference = (ROOT / "content/m07_optimizers/solution/optimizers.py").read_text()
     assert "self.lr = lr" in reference and "self.lr" not in starter and "np." not in starter
 
 

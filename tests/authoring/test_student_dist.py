@@ -44,8 +44,8 @@ def secrets() -> dict:
     # Guards against a vacuous scan: the source really has this much to hide.
     assert len(found["solution"]["lines"]) >= 50, found["solution"]["lines"]
     assert len(found["hidden test"]["lines"]) >= 2, found["hidden test"]["lines"]
-    assert any(str(p).startswith("autograder/solution/") for p in found["reference data"]["hashes"].values())
-    assert found["reference data"]["chunks"], "expected.npz is not sampled"
+    assert any(str(p).startswith("content/m07_optimizers/solution/") for p in found["reference data"]["hashes"].values())
+    assert any(line.startswith('"R|') for line in found["reference data"]["lines"]), "the reference data is not scanned"
     return found
 
 
@@ -217,7 +217,7 @@ def test_dist_layout(dist):
     assert "NotExportedError" in placeholder and "self." not in placeholder
     assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in placeholder
     # The misconception catalog, for the names the feedback uses.
-    assert (dist / "MISCONCEPTIONS.md").read_bytes() == (ROOT / "autograder" / "MISCONCEPTIONS.md").read_bytes()
+    assert (dist / "MISCONCEPTIONS.md").read_bytes() == (ROOT / "content" / "m07_optimizers" / "MISCONCEPTIONS.md").read_bytes()
 
     # pyproject.toml: tinytorch only, no autograder, no torch.
     pyproject = tomllib.loads((dist / "pyproject.toml").read_text())
@@ -270,10 +270,10 @@ def test_scanner_finds_planted_leaks(dist_copy, secrets, tmp_path):
     # A planted instructor-only file in the package: the tool itself refuses to finish, and cleans up.
     tool_copy = tmp_path / "course"
     for rel in ("modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "src", "source",
-                "autograder/MISCONCEPTIONS.md", "autograder/solution", "autograder/reference"):
+                "content/m07_optimizers/MISCONCEPTIONS.md", "content/m07_optimizers/solution", "content/m07_optimizers/reference"):
         (tool_copy / rel).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tool_copy / rel)
-    shutil.copy(ROOT / "autograder/solution/optimizers.py", tool_copy / "tinytorch" / "core" / "reference.py")
+    shutil.copy(ROOT / "content/m07_optimizers/solution/optimizers.py", tool_copy / "tinytorch" / "core" / "reference.py")
     with pytest.raises(student_dist.DistError, match="tinytorch/core/reference.py: reference data"):
         student_dist.build(tmp_path / "out", root=tool_copy)
     assert not (tmp_path / "out" / "tinytorch").exists()

@@ -17,7 +17,7 @@ import pytest
 from autograder import sandbox
 from autograder import course
 from autograder.batch import grade, pool
-from autograder.sample_class import SOURCE, STUDENT, fill
+from tools.sample_class import SOURCE, STUDENT, fill
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow,

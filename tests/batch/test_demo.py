@@ -91,7 +91,7 @@ def test_the_demo_refuses_a_folder_that_is_not_a_sample_class(tmp_path):
     """Neither the demo nor the sample class writes into a course: the repository, or submissions without expected.json."""
     (tmp_path / "submitted" / "alice").mkdir(parents=True)
     for command in (["tools.demo", "--course", str(ROOT)], ["tools.demo", "--course", str(tmp_path)],
-                    ["autograder.sample_class", str(ROOT)], ["autograder.sample_class", str(tmp_path)]):
+                    ["tools.sample_class", str(ROOT)], ["tools.sample_class", str(tmp_path)]):
         result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode != 0 and "sample class" in result.stderr, (command, result.stderr)

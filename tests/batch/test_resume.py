@@ -13,7 +13,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.batch import resume
-from autograder.preprocessors import RESULTS_KEY
+from autograder.pages.feedback import RESULTS_KEY
 
 from conftest import ASSIGNMENT, course_env
 from test_batch_resilience import SLOW_PROBE, submission

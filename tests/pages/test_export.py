@@ -73,7 +73,7 @@ def hostile_gradebook(course: Path, monkeypatch) -> str:
             gb.add_student(student, first_name=first, last_name=last, email=email)
             if score is None:
                 continue
-            with gb.db.no_autoflush:      # as autograder.grade.ensure_submission (no SAWarning)
+            with gb.db.no_autoflush:      # as autograder.batch.template.ensure_submission (no SAWarning)
                 gb.add_submission(ASSIGNMENT, student, timestamp=datetime(2026, 11, 19, 9, 30))
             gb.find_grade("test_sgd", "optimizers", ASSIGNMENT, student).auto_score = score
         gb.db.commit()

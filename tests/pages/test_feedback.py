@@ -4,9 +4,9 @@ import re
 from nbgrader.utils import determine_grade
 from nbformat.v4 import new_code_cell, new_output
 
-from autograder.checks import CheckResult
+from autograder.judge.checks import CheckResult
 from autograder.pages.feedback import report_data, score_data
-from autograder.misconceptions import CATALOG, EXPLANATIONS, SLUGS, read_explanations
+from content.m07_optimizers.misconceptions import CATALOG, EXPLANATIONS, SLUGS, read_explanations
 
 ALLOWED = {"table", "thead", "tbody", "tr", "th", "td", "code", "b", "strong", "em", "p", "div", "span", "ul", "li",
            "details", "summary"}

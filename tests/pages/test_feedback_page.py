@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import corpus
-from autograder.misconceptions import EXPLANATIONS
-from autograder.sample_class import SOURCE, STUDENT
+from tools import corpus
+from content.m07_optimizers.misconceptions import EXPLANATIONS
+from tools.sample_class import SOURCE, STUDENT
 from support import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 pytestmark = pytest.mark.slow

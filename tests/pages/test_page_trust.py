@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 import hostile_pages as hp
 from autograder.pipeline import hidden_checks as preprocessors
-from autograder.checks import CheckResult
+from autograder.judge.checks import CheckResult
 from autograder.pages.render import render_markdown
 from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pages.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest

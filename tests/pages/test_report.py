@@ -64,7 +64,7 @@ def test_report_shows_scores_checks_misconceptions_and_errors(report, browser):
     summary = page.inner_text("#summary")
     assert "7\nsubmissions" in summary and "6\nautograded" in summary and "1\nwith errors" in summary
     checks = {row[0]: row[1] for row in table(page, "#checks")[1:]}
-    from autograder.checks import catalog
+    from autograder.judge.checks import catalog
     assert {c.id for c in catalog()} <= set(checks) and checks["optimizer-interface"] == "6 / 6"
     assert checks["sgd-memory-dtype"] == "5 / 6"                        # bug-state-dtype fails it
     who = {row[0]: row[2] for row in table(page, "#misconceptions")[1:]}

@@ -29,8 +29,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbformat.warnings import DuplicateCellId
 
 import hostile_pages as hp
-from autograder.checks import CheckResult
-from autograder.misconceptions import EXPLANATIONS
+from autograder.judge.checks import CheckResult
 from autograder.pages.feedback import report_data
 from autograder.pages.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
 
@@ -382,7 +381,7 @@ def autograded(course: Path, student: str) -> Path:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
-    from autograder.sample_class import SOURCE, STUDENT, fill
+    from tools.sample_class import SOURCE, STUDENT, fill
 
     course = tmp_path_factory.mktemp("course")
     (course / "source" / ASSIGNMENT).mkdir(parents=True)

@@ -28,7 +28,7 @@ def test_sample_class_is_big_enough(graded):
     names = {name_of(e) for e in graded["entries"]}
     assert len(names) >= 30
     assert {n for n in names if n.startswith("bug-")} == {f"bug-{s}" for s in __import__(
-        "autograder.misconceptions", fromlist=["SLUGS"]).SLUGS}
+        "content.m07_optimizers.misconceptions", fromlist=["SLUGS"]).SLUGS}
 
 
 def test_every_component_score_and_diagnosis_is_as_expected(graded):
@@ -95,7 +95,7 @@ def test_broken_files_get_a_clear_error_and_the_batch_goes_on(graded):
 @pytest.mark.alone          # any live `sleep 617` counts, so no other test may be grading the class now
 def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
     assert graded["connections"] == 0
-    assert graded["unchanged"], "grading changed source/, tinytorch/, autograder/reference/ or gradebook.db"
+    assert graded["unchanged"], "grading changed source/, tinytorch/, content/m07_optimizers/reference/ or gradebook.db"
     assert not (ROOT / "autograder" / "PWNED").exists()
     leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
                  if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "617"]]

@@ -25,7 +25,7 @@ def nbgrader(course: Path, *args):
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     sample = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "autograder.sample_class", str(sample)], cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(sample)], cwd=ROOT, check=True,
                    capture_output=True)
     course = tmp_path_factory.mktemp("course")
     (course / "source/07_optimizers").mkdir(parents=True)

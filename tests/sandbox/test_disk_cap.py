@@ -8,7 +8,7 @@ import pytest
 
 from autograder import sandbox
 from autograder.sandbox import tempdirs
-from autograder.hidden import PROBE_LIMITS
+from autograder.judge.hidden import PROBE_LIMITS
 
 pytestmark = [pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here"),
               pytest.mark.skipif(os.geteuid() != 0, reason="size-capped tmpfs scratch needs root (see ARCHITECTURE.md)")]
@@ -57,7 +57,7 @@ def test_sandbox_tmp_is_capped_too(tmp_path):
 
 def test_the_probe_uses_a_capped_scratch(monkeypatch):
     """hidden.probe_component's scratch is a tmpfs of PROBE_LIMITS.disk_bytes."""
-    from autograder import hidden
+    from autograder.judge import hidden
 
     seen = {}
 

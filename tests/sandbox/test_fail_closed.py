@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder import sandbox
-from autograder.sample_class import SOURCE, STUDENT, fill
+from tools.sample_class import SOURCE, STUDENT, fill
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_FAILURE = "setpriv: failed to execute /nowhere/bin/python: No such file or directory"

@@ -14,7 +14,7 @@ from nbclient.exceptions import DeadKernelError
 
 from autograder import sandbox
 from autograder.sandbox import memcap, tempdirs
-from autograder.hidden import PROBE_LIMITS
+from autograder.judge.hidden import PROBE_LIMITS
 from autograder.sandbox import Limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

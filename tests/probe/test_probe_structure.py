@@ -11,11 +11,12 @@ import warnings
 import numpy as np
 import pytest
 
-from autograder import checks, reference
-from autograder.misconceptions import Variant, apply
+from autograder.judge import checks
+from tools import reference
+from content.m07_optimizers.misconceptions import Variant, apply
 # The payloads (an ndarray subclass claiming float32 while holding float64, a __dict__
 # property, cached hyperparameter arrays) are shared with the sample class.
-from autograder.sample_class import CACHED_ARRAYS, HIDING_DICT, LIAR
+from tools.sample_class import CACHED_ARRAYS, HIDING_DICT, LIAR
 
 @pytest.fixture(scope="module")
 def text():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autograder.solution.optimizers import SGD, Adam, AdamW
+from content.m07_optimizers.solution.optimizers import SGD, Adam, AdamW
 from tinytorch.core.tensor import Tensor
 
 torch = pytest.importorskip("torch")

@@ -1,10 +1,10 @@
 """What a killed probe was doing, and the message its lost check gets.
 
-Before every call into student code the probe writes a marker (``probe.RUNNING``):
+Before every call into student code the probe writes a marker (``probe.markers.RUNNING``):
 ``check<TAB>scenario<TAB>class<TAB>method<TAB>defining class<TAB>step``, ``defining<TAB>cell``,
 ``between checks`` or ``done``. The file is written by the student's process, so it is
 hostile data: ``parse_marker`` accepts only names and numbers this grader put in the
-spec (its checks, their scenarios and classes, the probe's method names), anything else
+spec (its checks, their scenarios and classes, the content's method names: ``methods``), anything else
 reads as "unknown". Pure functions: no file or process is touched here.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .probe import BETWEEN, DONE, METHODS
+from ..probe.markers import BETWEEN, DONE
 
 NUMBER = re.compile(r"\d{1,4}")
 
@@ -25,7 +25,7 @@ class Running:
     scenario: int = 0
     cls: str = ""
     method: str = ""
-    owner: str = ""              # the class whose code runs: AdamW.step may be inherited from Adam
+    owner: str = ""              # the class whose code runs: a subclass's method may be inherited
     step: int = 0
     cell: Optional[int] = None   # set while the probe defines the notebook's cells
 
@@ -35,7 +35,7 @@ def known_classes(component: str, checks: list) -> set:
     return {component} | {s["cls"] for c in checks for s in c["scenarios"] if isinstance(s.get("cls"), str)}
 
 
-def parse_marker(text: str, component: str, checks: list, cells: int):
+def parse_marker(text: str, component: str, checks: list, cells: int, methods: tuple = ()):
     """``DONE``, ``BETWEEN``, a ``Running``, or None for a marker this grader did not ask for."""
     if text in (DONE, BETWEEN):
         return text
@@ -48,7 +48,7 @@ def parse_marker(text: str, component: str, checks: list, cells: int):
     scenarios = next((c["scenarios"] for c in checks if c["id"] == check_id), None)
     classes = known_classes(component, checks)
     if (scenarios is None or not NUMBER.fullmatch(scenario) or not 1 <= int(scenario) <= len(scenarios)
-            or cls not in classes or method not in METHODS or not NUMBER.fullmatch(step)):
+            or cls not in classes or method not in methods or not NUMBER.fullmatch(step)):
         return None
     return Running(check_id, int(scenario), cls, method, owner if owner in classes else cls, int(step))
 
@@ -73,7 +73,7 @@ def _none_grad_at(scenario: dict, step: int) -> bool:
 
 
 def lost_check_message(running: Running, what: str, scenario: dict) -> str:
-    """"Your Adam.step() did not return within 5 s at step 1, when a parameter's grad was None (scenario 1 of X)"."""
+    """"Your Child.step(), inherited from Parent.step(), did not return within 5 s at step 1 ... (scenario 1 of X)"."""
     call = f"{running.cls}.{running.method}()"
     if running.owner != running.cls:
         call += f", inherited from {running.owner}.{running.method}(),"

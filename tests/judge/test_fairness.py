@@ -8,9 +8,11 @@ import os
 import nbformat
 import pytest
 
-from autograder import checks, corpus, probe, sandbox
-from autograder.hidden import PROBE_LIMITS, probe_component, run_hidden_checks
-from autograder.sample_class import SOURCE, STUDENT
+from autograder import probe, sandbox
+from autograder.judge import checks
+from tools import corpus
+from autograder.judge.hidden import PROBE_LIMITS, probe_component, run_hidden_checks
+from tools.sample_class import SOURCE, STUDENT
 from autograder.arrival.notebook import graded_code
 
 pytestmark = pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
@@ -228,7 +230,7 @@ def test_files_submitted_beside_the_notebook_reach_the_probe(notebooks):
     cells, _ = corpus.style_a()
     adam = WITH_HELPER + corpus.fill(corpus.ADAM_A, corpus.ADAM_A_OK, corpus.ADAM_WITH_HELPER)
     assert scores(grade(notebooks, dict(cells, adam=adam), components=("Adam",))) == {"Adam": 0.0}
-    files = {"adam_math.py": corpus.ADAM_MATH.encode(), "out.npz": b"not the probe's results",
+    files = {"adam_math.py": corpus.ADAM_MATH.encode(), "out.json": b"not the probe's results",
              "spec.json": b"{}"}       # the probe's own names are never taken from a submission
     assert scores(grade(notebooks, dict(cells, adam=adam), components=("Adam",), files=files)) == {"Adam": 30.0}
 

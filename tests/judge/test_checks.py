@@ -7,11 +7,12 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder import checks, reference
-from autograder.misconceptions import SLUGS, VARIANTS, apply
+from autograder.judge import checks
+from tools import reference
+from content.m07_optimizers.misconceptions import SLUGS, VARIANTS, apply
 from autograder.arrival.notebook import component_cells, grade_points
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
                "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
                "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
@@ -39,7 +40,7 @@ def test_points_add_up_to_100_and_agree_with_the_source_notebook():
 
 def test_catalog_has_exactly_the_issue_slugs_and_documents_them():
     assert sorted(SLUGS) == sorted(ISSUE_SLUGS)
-    documented = set(re.findall(r"^\| `([a-z-]+)` \|", (ROOT / "autograder/MISCONCEPTIONS.md").read_text(), re.M))
+    documented = set(re.findall(r"^\| `([a-z-]+)` \|", (ROOT / "content/m07_optimizers/MISCONCEPTIONS.md").read_text(), re.M))
     assert documented == set(ISSUE_SLUGS)
 
 
@@ -93,7 +94,7 @@ def test_reference_data_drift_is_detected():
 
 
 def test_an_edit_that_no_longer_applies_fails_loudly(text):
-    from autograder.misconceptions import Variant
+    from content.m07_optimizers.misconceptions import Variant
 
     with pytest.raises(ValueError, match="exactly once"):
         apply(text, Variant("made-up", "SGD", (("SGD", "this text is not in the source", "x"),)))
@@ -101,7 +102,7 @@ def test_an_edit_that_no_longer_applies_fails_loudly(text):
 
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if not v.accepted], ids=lambda v: v.slug)
 def test_each_signature_fires_on_its_own_variant(text, variant):
-    from autograder.signatures import fired
+    from autograder.judge.signatures import fired
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -111,13 +112,13 @@ def test_each_signature_fires_on_its_own_variant(text, variant):
 
 @pytest.mark.parametrize("component", checks.COMPONENTS)
 def test_no_signature_fires_on_the_reference(text, component):
-    from autograder.signatures import fired
+    from autograder.judge.signatures import fired
 
     assert fired(reference.run_module(text, component, "t"), component) == {}
 
 
 def test_every_catalogued_slug_has_a_signature():
-    from autograder.signatures import SIGNATURES
+    from content.m07_optimizers.signatures import SIGNATURES
 
     assert set(SIGNATURES) == set(SLUGS)
 
@@ -149,7 +150,7 @@ def test_a_failure_without_a_diagnosis_says_what_to_look_at(text):
 
 
 def test_malformed_signature_observations_never_crash_the_judge(text):
-    from autograder.signatures import fired
+    from autograder.judge.signatures import fired
 
     flat = reference.run_module(text, "SGD", "t")
     forged = {k: (np.zeros((0,)) if k.startswith("sig:") else v) for k, v in flat.items()}
@@ -171,7 +172,7 @@ def test_output_with_forged_labels_names_no_misconception(text):
 
 def test_a_float64_promoting_update_fails_memory_dtype_and_is_named(text):
     """The textbook `p.data = p.data - lr * g`: right values, but an np.float64 lr makes the parameters float64."""
-    from autograder import corpus
+    from tools import corpus
 
     promoting = corpus.fill(corpus.SGD_A, corpus.SGD_A_OK, corpus.DTYPE_PROMOTED_A)
     results = checks.judge_component("SGD", reference.run_cells([("reference", text), ("sgd", promoting)], "SGD"),
@@ -198,3 +199,16 @@ def test_a_validation_that_lets_nan_through_fails(text, name):
     for component in ("Adam", "AdamW"):
         lost = [r.id for r in judged(trap, component) if r.score < r.max_score]
         assert lost == [f"{component.lower()}-validation"]
+
+
+def test_affects_compare_variants_only_for_a_check_a_diagnosis_asks_about(monkeypatch):
+    """Loading the reference data compares no variant with the reference: a correct run asks for none."""
+    from autograder.judge import reference as data
+
+    calls = []
+    monkeypatch.setattr(data, "first_divergence", lambda got, expected: calls.append(got) or "differs")
+    affects = data.Affects({"a": [], "b": []}, {"a": [("slug-a", "run a")], "b": [("slug-b", "run b")]})
+    assert calls == []
+    assert affects.get("a") == {"slug-a"} and calls == ["run a"]
+    assert affects.get("a") == {"slug-a"} and calls == ["run a"]      # worked out once
+    assert affects.get("c", ()) == ()

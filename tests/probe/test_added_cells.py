@@ -4,7 +4,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from autograder import probe
-from autograder.sample_class import SOURCE, STUDENT, fill
+from tools.sample_class import SOURCE, STUDENT, fill
 from autograder.arrival.notebook import graded_code
 from tinytorch.export import cell_code
 
@@ -83,7 +83,7 @@ def test_an_edited_copy_of_a_test_cell_is_not_run(notebooks):
 
 @pytest.mark.slow
 def test_helper_cell_student_passes_the_sandboxed_probe(notebooks, monkeypatch):
-    from autograder.hidden import run_hidden_checks
+    from autograder.judge.hidden import run_hidden_checks
 
     monkeypatch.setenv("AUTOGRADER_SANDBOX", "required")
     student, source = notebooks
@@ -97,7 +97,7 @@ FULL = {"Optimizer": 10.0, "SGD": 30.0, "Adam": 30.0, "AdamW": 30.0}
 
 
 def scores(nb, source) -> dict:
-    from autograder.sample_class import expected_scores
+    from tools.sample_class import expected_scores
 
     return {c: s["score"] for c, s in expected_scores(nb, source).items()}
 

@@ -16,14 +16,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from . import interruptions, reference, sandbox
-from .sandbox import tempdirs
-from .checks import COMPONENTS, failed_component, judge_component, probe_spec
-from .probe import DONE, PROBLEMS, RUNNING, TIMED_OUT, WATCHDOG
-from .probe_output import InvalidOutput, read_regular_file, read_results
-from .arrival.notebook import graded_code, public_package
+from .. import sandbox
+from ..sandbox import tempdirs
+from ..probe import DONE, PROBLEMS, RUNNING, TIMED_OUT, WATCHDOG
+from ..arrival.notebook import graded_code, public_package
+from . import content as contents
+from . import interruptions, reference
+from .checks import failed_component, judge_component, probe_spec
+from .output import InvalidOutput, read_regular_file, read_results
 
-PROBE = Path(__file__).resolve().parent / "probe.py"
+PROBE = Path(__file__).resolve().parent.parent / "probe"
 # ``wall_seconds`` is a component's time budget: all its sandboxes together (one, unless one is killed).
 PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_seconds=60.0,
                               processes=32, file_bytes=32 * 1024**2, output_bytes=64 * 1024,
@@ -31,18 +33,32 @@ PROBE_LIMITS = sandbox.Limits(memory_bytes=2 * 1024**3, cpu_seconds=30, wall_sec
 CHECK_SECONDS = 5.0       # one cell or one check (the reference takes milliseconds) before the probe's watchdog kills it
 MIN_ATTEMPT_SECONDS = 1.0  # a fresh sandbox is not started with less of the budget left
 # The probe's own files in its scratch folder: a submitted file of one of these names is never put there.
-PROBE_FILES = frozenset({"cells.json", "spec.json", "out.npz", "probe.py", RUNNING, WATCHDOG})
+PROBE_FILES = frozenset({"cells.json", "spec.json", "out.json", RUNNING, WATCHDOG})
 
 
-@lru_cache(maxsize=1)
-def runtime_dir() -> Path:
-    """Read-only files sandboxed code may import: probe.py and tinytorch without the solution.
+def runtime_dir(module=None) -> Path:
+    return _runtime_dir(module or contents.only())
 
-    One per process, readable by the sandbox's unprivileged user.
+
+@lru_cache(maxsize=None)
+def _runtime_dir(module) -> Path:
+    """Read-only files sandboxed code may import: the probe package, the content's probe extensions
+    (each alone: its package is an empty stub there), and tinytorch without the solution.
+
+    One per process and module, readable by the sandbox's unprivileged user.
     """
     runtime = tempdirs.mkdtemp("autograder-runtime-")  # removed with this process's run folder
     public_package(str(runtime))
-    shutil.copyfile(PROBE, runtime / "probe.py")
+    (runtime / "autograder").mkdir()
+    (runtime / "autograder" / "__init__.py").write_text("")
+    shutil.copytree(PROBE, runtime / "autograder" / "probe", ignore=shutil.ignore_patterns("__pycache__"))
+    for name, path in module.PROBE_EXTENSIONS:
+        *packages, leaf = name.split(".")
+        folder = runtime.joinpath(*packages)
+        for depth in range(len(packages)):
+            runtime.joinpath(*packages[:depth + 1]).mkdir(exist_ok=True)
+            runtime.joinpath(*packages[:depth + 1], "__init__.py").touch()
+        shutil.copyfile(path, folder / f"{leaf}.py")
     for path in [runtime, *runtime.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return runtime
@@ -57,7 +73,7 @@ class Probed:
 
 
 def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_LIMITS,
-                    check_seconds: float = CHECK_SECONDS, files: dict | None = None) -> Probed:
+                    check_seconds: float = CHECK_SECONDS, files: dict | None = None, module=None) -> Probed:
     """Run the component's checks: one sandbox, and a fresh one for the rest after each kill.
 
     Each attempt ends at least one check (the one running when it was killed) or deals with one
@@ -66,7 +82,9 @@ def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_
     what is left of ``limits.wall_seconds``, so the whole component takes at most that (plus
     one sandbox teardown).
     """
-    checks = probe_spec(component)["checks"]
+    module = module or contents.only()
+    spec_of = probe_spec(component, module)
+    checks = spec_of["checks"]
     pending, skip_cells, defs_only, probed = [c["id"] for c in checks], [], [], Probed()
     deadline = time.monotonic() + limits.wall_seconds
     while pending:
@@ -75,8 +93,8 @@ def probe_component(cells: list, component: str, limits: sandbox.Limits = PROBE_
             probed.lost.update({c: interruptions.budget_message(component, limits.wall_seconds) for c in pending})
             break
         spec = {"checks": [c for c in checks if c["id"] in pending], "check_seconds": check_seconds,
-                "skip_cells": skip_cells, "defs_only_cells": defs_only}
-        run = _attempt(cells, component, spec, replace(limits, wall_seconds=left), files or {})
+                "skip_cells": skip_cells, "defs_only_cells": defs_only, "extensions": spec_of["extensions"]}
+        run = _attempt(cells, component, spec, replace(limits, wall_seconds=left), files or {}, module)
         if run.invalid or (not run.flat and run.running is None and not probed.flat):
             probed.failure = run.invalid or run.how      # nothing usable at all: the component's old failure
             break
@@ -108,24 +126,25 @@ class Attempt:
     invalid: Optional[str] = None
 
 
-def _attempt(cells: list, component: str, spec: dict, limits: sandbox.Limits, files: dict) -> Attempt:
-    runtime = runtime_dir()
+def _attempt(cells: list, component: str, spec: dict, limits: sandbox.Limits, files: dict, module) -> Attempt:
+    runtime = runtime_dir(module)
     with tempdirs.capped_dir(f"probe-{component}-", limits.disk_bytes) as scratch:
         for name, data in files.items():       # what the student submitted beside the notebook, as the kernel had it
             if name not in PROBE_FILES:
                 (scratch / name).write_bytes(data)
         (scratch / "cells.json").write_text(json.dumps(cells))
         (scratch / "spec.json").write_text(json.dumps(spec))
-        result = sandbox.run([sys.executable, str(runtime / "probe.py"), "cells.json", "spec.json", "out.npz"],
+        # -P: the scratch folder (the student's files) is not put before the runtime on sys.path.
+        result = sandbox.run([sys.executable, "-P", "-m", "autograder.probe", "cells.json", "spec.json", "out.json"],
                              scratch, limits, ro_paths=[runtime], env={"PYTHONPATH": str(runtime)})
         marker, timed_out = _small_text(scratch, RUNNING), _small_text(scratch, WATCHDOG) == TIMED_OUT
         try:
-            flat = read_results(scratch, "out.npz", component)
+            flat = read_results(scratch, "out.json", component, module)
         except FileNotFoundError:
             flat = {}
         except InvalidOutput as err:  # written by the student's process: its loss, never a crash
             return Attempt({}, invalid=f"the {component} checks reported an invalid results file ({err})")
-    running = interruptions.parse_marker(marker, component, spec["checks"], len(cells))
+    running = interruptions.parse_marker(marker, component, spec["checks"], len(cells), module.METHODS)
     if running == DONE and result.returncode == 0:
         return Attempt(flat, running)
     if running == DONE:
@@ -149,20 +168,23 @@ def _small_text(scratch: Path, name: str) -> str:
         return ""
 
 
-def run_hidden_checks(source_nb, student_nb, components=COMPONENTS, limits: sandbox.Limits = PROBE_LIMITS,
-                      check_seconds: float = CHECK_SECONDS, files: dict | None = None) -> dict:
+def run_hidden_checks(source_nb, student_nb, components=None, limits: sandbox.Limits = PROBE_LIMITS,
+                      check_seconds: float = CHECK_SECONDS, files: dict | None = None, module=None) -> dict:
     """{component: [CheckResult]} for a submission, every component probed in parallel.
 
     ``files`` ({name: bytes}, ``submission.submitted_files``) are put beside the probe's cells,
     as the kernel had them beside the notebook.
     """
+    module = module or contents.only()
+    components = module.COMPONENTS if components is None else components
     cells = graded_code(source_nb, student_nb)
-    ref = reference.load()
     with ThreadPoolExecutor(max_workers=len(components)) as pool:
-        probes = dict(zip(components, pool.map(lambda c: probe_component(cells, c, limits, check_seconds, files),
-                                               components)))
-    return {component: (judge_component(component, probed.flat, ref, probed.lost) if probed.failure is None
-                        else failed_component(component, probed.failure))
+        probes = dict(zip(components, pool.map(
+            lambda c: probe_component(cells, c, limits, check_seconds, files, module), components)))
+    return {component: (judge_component(component, probed.flat, reference.load(component, module), probed.lost,
+                                         module)
+                        if probed.failure is None
+                        else failed_component(component, probed.failure, module))
             for component, probed in probes.items()}
 
 

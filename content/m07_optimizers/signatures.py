@@ -12,13 +12,15 @@ trusted grader. ``SIGNATURES`` lists each slug's predicates per component;
 Adam's moment code is inherited by AdamW, so AdamW's probe runs Adam's moment
 scenarios on both classes: a slug that fires on AdamW and on Adam is named in
 AdamW's table as inherited from Adam. Those runs of the other class come last in
-the probe (``probe_checks``), after everything AdamW is scored on.
+the probe (``judge.checks.probe_spec``), after everything AdamW is scored on.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
+
+from autograder.judge.signatures import Run
 
 NONE = "<None>"
 SHAPES = [(4,), (3,), (2,)]
@@ -77,7 +79,7 @@ def _adam_family(cls: str) -> dict:
     }
 
 
-def _scenarios(component: str) -> dict:
+def signature_runs(component: str) -> dict:
     """{(class run, name): scenario} for one component's probe."""
     if component == "Optimizer":
         return {("Optimizer", "zero-grad"): {"kind": "zero_grad", "params": WEIGHTS, "grads": GRADS}}
@@ -105,51 +107,11 @@ def _scenarios(component: str) -> dict:
     return runs
 
 
-def check_id(cls: str, name: str) -> str:
-    return f"sig-{cls.lower()}-{name}"          # probe_output accepts check ids matching [a-z0-9-]+
-
-
-def probe_checks(component: str) -> list:
-    """Pseudo-checks for the probe spec: no points, only observations.
-
-    The component's own class first, another class's runs (AdamW's probe running Adam, for the
-    "inherited" diagnosis) last: the probe saves each check as it ends, so another class that
-    hangs or exits is reached only after every scored check and own signature is saved.
-    """
-    runs = sorted(_scenarios(component).items(), key=lambda item: item[0][0] != component)
-    return [{"id": check_id(cls, name), "scenarios": [scenario]} for (cls, name), scenario in runs]
+def signature_check_id(cls: str, name: str) -> str:
+    return f"sig-{cls.lower()}-{name}"          # judge.output accepts check ids matching [a-z0-9-]+
 
 
 # -- reading observations ------------------------------------------------------------------------
-
-class Run:
-    """The signature observations of one class: ``run.get("first-step", "step 1: params[0]")``."""
-
-    def __init__(self, flat: dict, cls: str, component: str):
-        from .checks import observations_of
-
-        self.cls = cls
-        self.runs = {name: {label.split("] ", 1)[-1]: value
-                            for label, value in observations_of(flat, check_id(c, name))}
-                     for (c, name) in _scenarios(component) if c == cls}
-
-    def get(self, name: str, label: str) -> Optional[np.ndarray]:
-        value = self.runs.get(name, {}).get(label)
-        if value is None or value.dtype.kind == "U":
-            return None
-        return value.astype(np.float64)
-
-    def text(self, name: str, label: str) -> Optional[str]:
-        value = self.runs.get(name, {}).get(label)
-        return str(value) if value is not None and value.dtype.kind == "U" else None
-
-    def raised(self, name: str) -> Optional[str]:
-        """The first exception a scenario recorded, if any."""
-        for value in self.runs.get(name, {}).values():
-            if value.dtype.kind == "U" and str(value).startswith("raised "):
-                return str(value)
-        return None
-
 
 def _close(got, want, rtol=2e-3) -> bool:
     if got is None:
@@ -321,7 +283,6 @@ def shrinks_without_lr(run: Run) -> bool:
     return _close(_decayed(run), np.array(WEIGHTS[0]) * (1 - DECAY_WD), rtol=1e-5)
 
 
-Predicate = Callable[[Run], bool]
 ADAM_MOMENTS = ("no-bias-correction", "step-count-off-by-one", "step-count-per-param", "eps-inside-sqrt",
                 "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "lr-cached", "state-dtype",
                 "nan-accepted")
@@ -351,26 +312,5 @@ SIGNATURES: dict = {
     "decay-missing-lr": {"AdamW": (shrinks_without_lr,)},
 }
 
-
-def _holds(predicate: Predicate, run: Run) -> bool:
-    """A predicate on observations from the student's process: malformed data means "not shown", never a crash."""
-    try:
-        return bool(predicate(run))
-    except Exception:  # the observations are hostile data; a predicate that cannot read them does not fire
-        return False
-
-
-def fired(flat: dict, component: str) -> dict:
-    """{slug: None, or "Adam" when AdamW inherits it} for every signature the observations show."""
-    found = {}
-    run = Run(flat, component, component)
-    for slug, per_component in SIGNATURES.items():
-        if any(_holds(p, run) for p in per_component.get(component, ())):
-            found[slug] = None
-    if component == "AdamW":
-        adam = Run(flat, "Adam", "AdamW")
-        for slug in ADAM_MOMENTS:
-            predicates = SIGNATURES[slug]["Adam"]
-            if slug not in found and any(_holds(p, run) for p in predicates):
-                found[slug] = "Adam" if any(_holds(p, adam) for p in predicates) else None
-    return found
+# AdamW's probe also runs Adam's moment scenarios on Adam: a slug firing on both is inherited.
+INHERITS = {"AdamW": ("Adam", ADAM_MOMENTS)}

@@ -520,7 +520,7 @@ def entries() -> list:
                      given={GIVEN_IMPORTS: "import copy\n"}))
     out.append(Entry("correct-added-import", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)), ["import copy\n"]))
     out.append(Entry("correct-stray-grade-id", cells, after={"sgd": [NOT_A_GRADE_CELL]}))
-    from .checks import catalog
+    from autograder.judge.checks import catalog
 
     return out + fault_entries({c.id: c.points for c in catalog()}) + helper_file_entries()
 
@@ -601,7 +601,7 @@ def notebook(entry: Entry, student_nb, source_nb):
 
     from nbformat.v4 import new_code_cell
 
-    from .arrival.notebook import grade_id
+    from autograder.arrival.notebook import grade_id
 
     nb = copy.deepcopy(student_nb)
     for cell in nb.cells:

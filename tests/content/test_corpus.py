@@ -1,4 +1,4 @@
-"""The variant corpus (autograder/corpus.py): no false pass, no false fail, every bug named where it costs points.
+"""The variant corpus (tools/corpus.py): no false pass, no false fail, every bug named where it costs points.
 
 Every entry is graded the way ``run_hidden_checks`` grades it (the same cells from
 ``graded_code``, the same probe code, the same judge); the whole corpus runs
@@ -10,8 +10,9 @@ import warnings
 import nbformat
 import pytest
 
-from autograder import checks, corpus, reference
-from autograder.sample_class import SOURCE, STUDENT
+from autograder.judge import checks
+from tools import corpus, reference
+from tools.sample_class import SOURCE, STUDENT
 from autograder.arrival.notebook import graded_code
 
 ENTRIES = corpus.entries()
@@ -61,7 +62,7 @@ def problems(entry, results: dict) -> list:
 
 
 def test_corpus_is_big_and_covers_every_slug_in_two_styles():
-    from autograder.misconceptions import SLUGS
+    from content.m07_optimizers.misconceptions import SLUGS
 
     assert len(ENTRIES) >= 60
     for slug in SLUGS:
@@ -77,7 +78,7 @@ def test_corpus_entry_is_graded_right(entry, notebooks):
 
 @pytest.mark.parametrize("name", SANDBOXED)
 def test_sandboxed_grading_agrees(name, notebooks, monkeypatch):
-    from autograder.hidden import run_hidden_checks
+    from autograder.judge.hidden import run_hidden_checks
 
     monkeypatch.setenv("AUTOGRADER_SANDBOX", "required")
     entry = next(e for e in ENTRIES if e.name == name)

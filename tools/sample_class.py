@@ -1,6 +1,6 @@
 """Generate the sample class: student notebooks made from small snippets, with expected grades.
 
-``python -m autograder.sample_class DEST`` writes ``DEST/submitted/<name>/07_optimizers/optimizers.ipynb``
+``python -m tools.sample_class DEST`` writes ``DEST/submitted/<name>/07_optimizers/optimizers.ipynb``
 for every case below and ``DEST/expected.json`` with each case's expected component scores
 (``make sample-class`` writes them to ``demo/``, a course of its own, never the repository's ``submitted/``)
 and diagnoses. Cases: correct alternatives, one per catalogued misconception, hostile code
@@ -18,10 +18,12 @@ from pathlib import Path
 
 import nbformat
 
-from .checks import COMPONENTS, judge_component
-from .misconceptions import VARIANTS, apply
+from autograder.judge.checks import judge_component
+from autograder.arrival.notebook import grade_id
+from content.m07_optimizers import COMPONENTS
+from content.m07_optimizers.misconceptions import VARIANTS, apply
+
 from .reference import load, run_cells
-from .arrival.notebook import grade_id
 from tinytorch.export import without_markers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,8 +102,8 @@ def _read_attack(root: Path) -> str:
     return f'''        import glob, os
         targets = glob.glob("/tmp/autograde-course-*/course/source/*/*.ipynb") + [
             "{root}/source/07_optimizers/optimizers.ipynb", "{root}/demo/source/07_optimizers/optimizers.ipynb",
-            "{root}/autograder/reference/expected.npz",
-            "{root}/autograder/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
+            "{root}/content/m07_optimizers/reference/Adam.json",
+            "{root}/content/m07_optimizers/solution/optimizers.py", "../../../source/07_optimizers/optimizers.ipynb",
             os.path.expanduser("~/.bashrc"), "/root/.bashrc"]
         for target in targets:
             try:
@@ -165,7 +167,7 @@ NOISY = '''        import sys, warnings
 def never_steps(component: str) -> float:
     """Points of the component's checks that only construct the optimizer (validation): a probe
     killed in step() keeps them, each check after a kill runs in a fresh sandbox."""
-    from .checks import checks_for
+    from autograder.judge.checks import checks_for
 
     return float(sum(c.points for c in checks_for(component) if all(s["kind"] == "validation" for s in c.scenarios)))
 
@@ -264,42 +266,23 @@ def _forge_results():
 {body}
 _atexit.register(_forge_results)
 """
-# 256 MiB of float64 zeros in each of three members, about 800 KiB of zip, written by hand
-# so that deflate restarts every MiB (Z_FULL_FLUSH) and one compressed MiB can be repeated.
-RESULTS_BOMB = """    import struct, zlib
-    head = b"\\x93NUMPY\\x01\\x00v\\x00{'descr': '<f8', 'fortran_order': False, 'shape': (33554432,), }"
-    head = head + b" " * (127 - len(head)) + b"\\n"
-    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-    mib = comp.compress(b"\\0" * 2**20) + comp.flush(zlib.Z_FULL_FLUSH)
-    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-    data = comp.compress(head) + comp.flush(zlib.Z_FULL_FLUSH) + mib * 256 + comp.flush()
-    crc = zlib.crc32(head)
-    for _ in range(256):
-        crc = zlib.crc32(b"\\0" * 2**20, crc)
-    size, local, central = len(head) + 2**28, b"", b""
-    for i in range(3):
-        name = f"sgd-plain|{i:03d}|[1] step 1: params[{i}].npy".encode()
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc, len(data), size,
-                               len(name), 0, 0, 0, 0, 0, len(local)) + name
-        local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(data), size, len(name), 0)
-        local += name + data
-    with open("out.npz", "wb") as f:
-        f.write(local + central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 3, 3, len(central), len(local), 0))
+# A results file the grader must refuse before parsing: one line of 2 MiB of "[", nesting
+# without end, which a recursive parser would follow.
+RESULTS_BOMB = """    with open("out.json", "w") as f:
+        f.write("[" * 2**21)
 """
-FORGED_LABELS = """    import numpy as _np
+FORGED_LABELS = """    import json as _json
     spec = open("spec.json").read()
-    with _np.load("out.npz.real", allow_pickle=False) as real:
-        flat = {k: real[k] for k in real.files}
-    forged = {}
-    for n, (key, value) in enumerate(flat.items()):
-        check, index, _ = (key.split("|", 2) + ["", ""])[:3]
-        if n % 2 and index:
-            forged[f"{check}|{index}|{spec[n:n + 20000]}"] = value      # the hidden inputs as a label
-        elif value.dtype.kind == "U":
-            forged[key] = _np.array(spec[n:n + 999])                     # and as a message
-        else:
-            forged[key] = value
-    _np.savez("out.npz", **forged)
+    out = []
+    for n, line in enumerate(open("out.json.real").read().splitlines()):
+        record = _json.loads(line)
+        for k, pair in enumerate(record.get("observations", [])):
+            if (n + k) % 2:
+                pair[0] = spec[n + k:n + k + 20000]                      # the hidden inputs as a label
+            elif isinstance(pair[1], str):
+                pair[1] = spec[n + k:n + k + 999]                        # and as a message
+        out.append(_json.dumps(record))
+    open("out.json", "w").write("\\n".join(out) + "\\n")
 """
 
 
@@ -316,12 +299,12 @@ def probe_output_cases(root: Path = ROOT) -> list:
              .replace("    def has_momentum(self)", HIDING_DICT + "    def has_momentum(self)", 1)}
     cached = {"adam": lambda c: c.replace("        self.weight_decay = weight_decay\n",
                                           "        self.weight_decay = weight_decay\n" + CACHED_ARRAYS, 1)}
-    host_file = f"    _os.remove('out.npz')\n    _os.symlink({str(root / 'source/07_optimizers/optimizers.ipynb')!r}, 'out.npz')\n"
-    labels = '    _os.replace("out.npz", "out.npz.real")\n' + FORGED_LABELS
+    host_file = f"    _os.remove('out.json')\n    _os.symlink({str(root / 'source/07_optimizers/optimizers.ipynb')!r}, 'out.json')\n"
+    labels = '    _os.replace("out.json", "out.json.real")\n' + FORGED_LABELS
     return [
         ("correct-adam-cached-arrays", cached, None, {}),
         ("hostile-lying-dtype", lying, None, {}),
-        ("hostile-results-bomb", _forging("    _os.remove('out.npz')\n" + RESULTS_BOMB), {}, {"SGD": 0.0}),
+        ("hostile-results-bomb", _forging("    _os.remove('out.json')\n" + RESULTS_BOMB), {}, {"SGD": 0.0}),
         ("hostile-results-symlink", _forging(host_file), {}, {"SGD": 0.0}),
         ("hostile-results-labels", _forging(labels), {}, {"SGD": 0.0}),
     ]
@@ -341,7 +324,7 @@ def fill(student_nb, source_nb, edits: dict):
 
 def expected_scores(nb, source_nb) -> dict:
     """Component scores the trusted judge gives this notebook's code, run in this process."""
-    from .arrival.notebook import graded_code
+    from autograder.arrival.notebook import graded_code
 
     cells = graded_code(source_nb, nb)
     ref = load()
@@ -419,7 +402,7 @@ def _structure_attacks(dest: Path, student, source) -> dict:
     return out
 
 
-# -- student styles from the variant corpus (autograder/corpus.py) ---------------------------------
+# -- student styles from the variant corpus (tools/corpus.py) ---------------------------------
 # Helper cells the student added, own-step AdamW, a crash on None, float64 that spreads to the
 # parameters, an Adam bug AdamW inherits. ``expected.json`` also lists the slugs each must name.
 

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from autograder.solution.optimizers import SGD, Adam, AdamW, Optimizer, state_bytes, parameter_bytes
+from content.m07_optimizers.solution.optimizers import SGD, Adam, AdamW, Optimizer, state_bytes, parameter_bytes
 from tinytorch.core.tensor import Tensor
 
 ALL = [lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1), lambda p: Adam(p, lr=0.1, weight_decay=0.1),
