@@ -12,7 +12,7 @@ from tools import generate
 
 from conftest import ASSIGNMENT, WRITTEN_STUDENT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ABOUT = ROOT / "src/07_optimizers/ABOUT.md"
 QUESTIONS = ("written_memory", "written_time", "written_bias_correction", "written_decay", "written_checkpoint")
 
