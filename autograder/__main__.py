@@ -1,5 +1,6 @@
 """``python -m autograder grade NB... [--json] [--feedback-dir DIR] [--jobs N] [--scheduler ADDRESS]``
 and ``python -m autograder course-autograde [ASSIGNMENT] [--course DIR] [--jobs N] [--scheduler ADDRESS] [--force]``."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,10 @@ def table(entries: list) -> str:
         lines.append(f"{e['submission']:{width}}  {e['score']:>5g}/{e['max_score']:<3g}  {parts}  {note}")
     written = max((e.get("written_max_score", 0) for e in entries), default=0)
     if written:
-        lines.append(f"(scores are the autograded part; {written:g} more points of written answers "
-                     "are graded by people, in nbgrader's formgrader)")
+        lines.append(
+            f"(scores are the autograded part; {written:g} more points of written answers "
+            "are graded by people, in nbgrader's formgrader)"
+        )
     return "\n".join(lines)
 
 
@@ -37,15 +40,21 @@ def parser() -> argparse.ArgumentParser:
     grade.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     grade.add_argument("--assignment", help="the assignment the notebooks answer (default: the course's only one)")
     grade.add_argument("--course", type=Path, default=None, help="the course holding it (default: this repository)")
-    course = sub.add_parser("course-autograde", help="run nbgrader autograde on every submitted/ student, "
-                                                    "with a progress bar (the repository is the course)")
-    course.add_argument("assignment", nargs="?", default=None,
-                        help="the assignment (default: the only one in the course's source/)")
+    course = sub.add_parser(
+        "course-autograde",
+        help="run nbgrader autograde on every submitted/ student, with a progress bar (the repository is the course)",
+    )
+    course.add_argument(
+        "assignment", nargs="?", default=None, help="the assignment (default: the only one in the course's source/)"
+    )
     course.add_argument("--jobs", type=int, default=1, help="concurrent graders (needs a database server)")
     course.add_argument("--scheduler", metavar="ADDRESS", help="a Dask distributed scheduler to grade on")
     course.add_argument("--course", type=Path, default=None, help="course root (default: this repository)")
-    course.add_argument("--force", action="store_true",
-                        help="grade again students already graded (default: skip them, so a rerun resumes)")
+    course.add_argument(
+        "--force",
+        action="store_true",
+        help="grade again students already graded (default: skip them, so a rerun resumes)",
+    )
     return top
 
 
@@ -72,8 +81,14 @@ def main(argv=None) -> int:
 
     from .batch import grade
 
-    entries = grade.grade_many(args.notebooks, work, jobs=max(args.jobs, 1), feedback_dir=args.feedback_dir,
-                               scheduler=args.scheduler, progress=not args.no_progress)
+    entries = grade.grade_many(
+        args.notebooks,
+        work,
+        jobs=max(args.jobs, 1),
+        feedback_dir=args.feedback_dir,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+    )
     print(json.dumps(entries, indent=1) if args.json else table(entries))
     return 0
 

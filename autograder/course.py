@@ -6,6 +6,7 @@ the single notebook in that assignment's folder. The default course is the folde
 this package (the repository is an nbgrader course). Imports nothing else from ``autograder``:
 every layer may use it.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,12 @@ def assignment(course: Path | None = None, name: str | None = None) -> Assignmen
         name = _single(folders, "assignment folder", source, "name the assignment on the command line")
     folder = source / name
     notebooks = [p.stem for p in folder.glob("*.ipynb")] if folder.is_dir() else []
-    notebook = _single(notebooks, "notebook", folder,
-                       "run `nbgrader generate_assignment` sources first (`make generate` in the repository)")
+    notebook = _single(
+        notebooks,
+        "notebook",
+        folder,
+        "run `nbgrader generate_assignment` sources first (`make generate` in the repository)",
+    )
     return Assignment(course, name, notebook)
 
 
@@ -87,8 +92,6 @@ def api(course: Path, db_url: str | None = None):
 def db_url(course: Path) -> str:
     """Where ``course``'s gradebook lives (``AUTOGRADER_DB_URL``, else its gradebook.db)."""
     return api(course).coursedir.db_url
-
-
 
 
 def only_assignment(course: Path) -> str:

@@ -9,24 +9,38 @@ Point nbgrader here with ``JUPYTER_CONFIG_PATH=autograder`` (the Makefile does);
 autograder/pipeline/ (one preprocessor a file), so plain ``nbgrader autograde`` runs student code
 in the sandbox and scores from the hidden checks.
 """
+
 import os
 import shutil
 import sys
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteKernelspec,
-                                    SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
+from autograder.arrival.collectors import (
+    CappedExtractor,
+    CheckedFileNameCollector,
+    RefuseForeignSubmission,
+    SafeExchangeCollect,
+)
 from autograder.pages.export import GradesCsvExport
+from autograder.pages.feedback import ReportCSS
+from autograder.pages.sanitize import SanitizeSubmission
+from autograder.pipeline.execute import SandboxedExecute
 from autograder.pipeline.grade_ids import ForeignGradeIds
 from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pipeline.released_cells import OverwriteReleasedCells
-from autograder.pipeline.execute import SandboxedExecute
-from autograder.pages.feedback import ReportCSS
-from autograder.pages.sanitize import SanitizeSubmission
-from autograder.arrival.collectors import (CappedExtractor, CheckedFileNameCollector, RefuseForeignSubmission,
-                                   SafeExchangeCollect)
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
 
@@ -41,7 +55,7 @@ c.CourseDirectory.root = ROOT
 c.CourseDirectory.course_id = "tinytorch-07"
 c.CourseDirectory.release_directory = "modules"
 # The gradebook learns the assignment from `nbgrader generate_assignment` (`make autograde` runs it first).
-if os.environ.get("AUTOGRADER_DB_URL"):            # e.g. PostgreSQL for many graders at once
+if os.environ.get("AUTOGRADER_DB_URL"):  # e.g. PostgreSQL for many graders at once
     c.CourseDirectory.db_url = os.environ["AUTOGRADER_DB_URL"]
 
 # The exchange (release_assignment -> fetch -> submit -> collect). On a JupyterHub, set
@@ -65,10 +79,25 @@ c.ClearSolutions.enforce_metadata = True
 
 c.Autograde.sanitize_preprocessors = [
     RefuseForeignSubmission,  # first: links, bad ids, instructor text refused before anything runs
-    ClearOutput, DeduplicateIds, OverwriteKernelspec, ForeignGradeIds, OverwriteReleasedCells, CheckCellMetadata]
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    ForeignGradeIds,
+    OverwriteReleasedCells,
+    CheckCellMetadata,
+]
 c.Autograde.autograde_preprocessors = [
-    ClearHiddenTests, SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, HiddenChecks,
-    LimitOutput, SanitizeSubmission, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    ClearHiddenTests,
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    HiddenChecks,
+    LimitOutput,
+    SanitizeSubmission,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 # Nothing active from a submission reaches a page (autograder/sanitize.py). The stored
 # autograded notebook is already clean (above); rendering cleans it again, in case a notebook
 # reached autograded/ another way: generate_feedback after GetGrades (nbgrader's defaults kept),
@@ -78,13 +107,15 @@ c.HTMLExporter.preprocessors = [SanitizeSubmission]
 # Rendering cost linear in a submission's size (autograder/page_render.py): code is highlighted
 # within a budget and with the course's lexers only, markdown parsed within a budget; the
 # formgrader renders synchronously, so one slow cell would block every request.
-c.HTMLExporter.filters = {"highlight_code": "autograder.pages.render.highlight_code",
-                          "markdown2html": "autograder.pages.render.markdown2html",
-                          "strip_files_prefix": "autograder.pages.render.strip_files_prefix"}
-c.OverwriteCells.add_missing_cells = True        # a deleted test cell comes back (OverwriteReleasedCells too)
-c.ClearHiddenTests.enforce_metadata = False      # hidden checks run outside the kernel, never inside it
-c.SandboxedExecute.timeout = 60                  # seconds per cell
-c.SandboxedExecute.total_seconds = 300           # seconds per notebook
+c.HTMLExporter.filters = {
+    "highlight_code": "autograder.pages.render.highlight_code",
+    "markdown2html": "autograder.pages.render.markdown2html",
+    "strip_files_prefix": "autograder.pages.render.strip_files_prefix",
+}
+c.OverwriteCells.add_missing_cells = True  # a deleted test cell comes back (OverwriteReleasedCells too)
+c.ClearHiddenTests.enforce_metadata = False  # hidden checks run outside the kernel, never inside it
+c.SandboxedExecute.timeout = 60  # seconds per cell
+c.SandboxedExecute.total_seconds = 300  # seconds per notebook
 c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{notebook}.ipynb")
 # `nbgrader export` (`make grades`): nbgrader's columns through the csv module, no cell a formula
 # (nbgrader's own CsvExportPlugin joins fields unquoted, so a comma in a student id forges a score).

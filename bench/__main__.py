@@ -4,6 +4,7 @@
 ``--soak N`` runs only the soak (bench/soak.py: N submissions through ``course-autograde`` with
 ``--jobs 2`` and on a two-worker LocalCluster) and replaces the soak part of results.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,14 @@ ROOT = HERE.parent
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     torch_version = "not installed"
     try:
         import torch
@@ -34,28 +41,37 @@ def machine() -> str:
         torch_version = f"{torch.__version__} ({torch.get_num_threads()} threads)"
     except ImportError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy {np.__version__}, "
-            f"torch {torch_version}; {datetime.date.today().isoformat()}; load average at start "
-            f"{os.getloadavg()[0]:.2f}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"torch {torch_version}; {datetime.date.today().isoformat()}; load average at start "
+        f"{os.getloadavg()[0]:.2f}"
+    )
 
 
 def step_section(times: dict, bw1: float, bwn: float) -> list:
     impls = ["ours", "torch foreach", "torch single-tensor", "torch fused"]
-    lines = ["## Step time (ms, median of paired runs)", "",
-             f"Copy bandwidth measured in this run: {bw1 / 1e9:.1f} GB/s on one core, {bwn / 1e9:.1f} GB/s on "
-             f"{os.cpu_count()} cores. Floor = bytes touched per parameter x n / bandwidth "
-             f"(SGD+momentum {steps.BYTES_PER_PARAM['SGD+momentum']} B, Adam/AdamW {steps.BYTES_PER_PARAM['Adam']} B).",
-             "", "| optimizer | n | " + " | ".join(impls) + " | floor 1 core | floor all cores | ours/floor(all) "
-             "| ours/foreach | ours/fused |", "|" + "---|" * (len(impls) + 7)]
+    lines = [
+        "## Step time (ms, median of paired runs)",
+        "",
+        f"Copy bandwidth measured in this run: {bw1 / 1e9:.1f} GB/s on one core, {bwn / 1e9:.1f} GB/s on "
+        f"{os.cpu_count()} cores. Floor = bytes touched per parameter x n / bandwidth "
+        f"(SGD+momentum {steps.BYTES_PER_PARAM['SGD+momentum']} B, Adam/AdamW {steps.BYTES_PER_PARAM['Adam']} B).",
+        "",
+        "| optimizer | n | " + " | ".join(impls) + " | floor 1 core | floor all cores | ours/floor(all) "
+        "| ours/foreach | ours/fused |",
+        "|" + "---|" * (len(impls) + 7),
+    ]
     for name in steps.OURS:
         for n in steps.SIZES:
             row = {i: times.get((name, i, n)) for i in impls}
             floor1 = steps.BYTES_PER_PARAM[name] * n / bw1
             floorn = steps.BYTES_PER_PARAM[name] * n / bwn
             cells = [f"{row[i] * 1e3:.3f}" if row[i] else "-" for i in impls]
-            ratio = lambda other: f"{row['ours'] / row[other]:.2f}" if row.get(other) else "-"  # noqa: E731
-            lines.append(f"| {name} | {n:.0e} | " + " | ".join(cells) + f" | {floor1 * 1e3:.3f} | {floorn * 1e3:.3f} | "
-                         f"{row['ours'] / floorn:.2f} | {ratio('torch foreach')} | {ratio('torch fused')} |")
+            ratio = lambda other, row=row: f"{row['ours'] / row[other]:.2f}" if row.get(other) else "-"  # noqa: E731
+            lines.append(
+                f"| {name} | {n:.0e} | " + " | ".join(cells) + f" | {floor1 * 1e3:.3f} | {floorn * 1e3:.3f} | "
+                f"{row['ours'] / floorn:.2f} | {ratio('torch foreach')} | {ratio('torch fused')} |"
+            )
     return lines
 
 
@@ -68,12 +84,22 @@ def targets(times: dict, bwn: float, peaks: dict) -> list:
         for n in (10**6, 10**7):
             ours, foreach = t(name, "ours", n), t(name, "torch foreach", n)
             if foreach:
-                checks.append((f"{name} faster than torch foreach at {n:.0e}", ours < foreach,
-                               f"{ours * 1e3:.2f} vs {foreach * 1e3:.2f} ms"))
+                checks.append(
+                    (
+                        f"{name} faster than torch foreach at {n:.0e}",
+                        ours < foreach,
+                        f"{ours * 1e3:.2f} vs {foreach * 1e3:.2f} ms",
+                    )
+                )
         fused = t(name, "torch fused", 10**7)
         if fused:
-            checks.append((f"{name} within 4x of torch fused at 1e7", t(name, "ours", 10**7) <= 4 * fused,
-                           f"{t(name, 'ours', 10**7) / fused:.2f}x"))
+            checks.append(
+                (
+                    f"{name} within 4x of torch fused at 1e7",
+                    t(name, "ours", 10**7) <= 4 * fused,
+                    f"{t(name, 'ours', 10**7) / fused:.2f}x",
+                )
+            )
     floor = steps.BYTES_PER_PARAM["SGD+momentum"] * 10**7 / bwn
     sgd = t("SGD+momentum", "ours", 10**7)
     checks.append(("SGD+momentum within 2x of its floor (all cores) at 1e7", sgd <= 2 * floor, f"{sgd / floor:.2f}x"))
@@ -81,7 +107,8 @@ def targets(times: dict, bwn: float, peaks: dict) -> list:
         if "exported" in label:
             checks.append((f"transient peak of {label} <= 1x", multiple <= 1.0, f"{multiple:.3f}x"))
     return ["## Targets", "", "| target | met | measured |", "|---|---|---|"] + [
-        f"| {label} | {'yes' if ok else '**no**'} | {value} |" for label, ok, value in checks]
+        f"| {label} | {'yes' if ok else '**no**'} | {value} |" for label, ok, value in checks
+    ]
 
 
 def plot(times: dict, path: Path) -> None:
@@ -115,16 +142,26 @@ def main(argv=None) -> int:
         soak.write(lines, HERE / "results.md")
         print("\n".join(lines))
         return 0
-    lines = ["# Benchmark results", "", f"Machine: {machine()}", "",
-             "Regenerate with `make bench` (one run: every ratio below comes from the same run).", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {machine()}",
+        "",
+        "Regenerate with `make bench` (one run: every ratio below comes from the same run).",
+        "",
+    ]
     bw1, bwn = steps.copy_bandwidth(1), steps.copy_bandwidth(os.cpu_count() or 1)
     print("timing optimizer steps...", file=sys.stderr)
     times = steps.step_times()
     peaks = steps.peak_multiples()
     lines += step_section(times, bw1, bwn) + [""]
     lines += targets(times, bwn, peaks) + [""]
-    lines += ["## Transient peak of one step (tracemalloc, 1e6 float32 parameters)", "",
-              "| step | peak / parameter bytes |", "|---|---|"]
+    lines += [
+        "## Transient peak of one step (tracemalloc, 1e6 float32 parameters)",
+        "",
+        "| step | peak / parameter bytes |",
+        "|---|---|",
+    ]
     lines += [f"| {label} | {multiple:.3f} |" for label, multiple in peaks.items()] + [""]
     plot(times, HERE / "step_time.png")
     lines += ["![step time](step_time.png)", ""]
@@ -145,25 +182,45 @@ def grading_section() -> list:
         stock = grading.stock(paths)
         parts = grading.breakdown(paths[0])
     n = len(paths)
-    lines = ["## Grading throughput", "",
-             f"{n} notebooks of the sample class (the correct and catalogued-bug ones: stock nbgrader cannot "
-             "grade the hostile and broken ones at all).", "",
-             "| grader | total s | s per notebook | peak RSS per grading worker | peak RSS per kernel/probe |",
-             "|---|---|---|---|---|"]
-    for label, r in (("hardened, serial", serial), ("hardened, --jobs 2", parallel), ("stock nbgrader autograde", stock)):
-        lines.append(f"| {label} | {r['seconds']:.1f} | {r['per_notebook']:.2f} | {r['worker_rss'] / 2**20:.0f} MiB | "
-                     f"{r['sandboxed_rss'] / 2**20:.0f} MiB |")
+    lines = [
+        "## Grading throughput",
+        "",
+        f"{n} notebooks of the sample class (the correct and catalogued-bug ones: stock nbgrader cannot "
+        "grade the hostile and broken ones at all).",
+        "",
+        "| grader | total s | s per notebook | peak RSS per grading worker | peak RSS per kernel/probe |",
+        "|---|---|---|---|---|",
+    ]
+    for label, r in (
+        ("hardened, serial", serial),
+        ("hardened, --jobs 2", parallel),
+        ("stock nbgrader autograde", stock),
+    ):
+        lines.append(
+            f"| {label} | {r['seconds']:.1f} | {r['per_notebook']:.2f} | {r['worker_rss'] / 2**20:.0f} MiB | "
+            f"{r['sandboxed_rss'] / 2**20:.0f} MiB |"
+        )
     ratio, speedup = serial["per_notebook"] / stock["per_notebook"], serial["seconds"] / parallel["seconds"]
-    lines += ["", f"- hardened / stock per notebook: {ratio:.2f}x (target at most 1.3x: "
-                  f"{'met' if ratio <= 1.3 else '**not met**'})",
-              f"- --jobs 2 speed-up over serial: {speedup:.2f}x (target at least 1.7x: "
-              f"{'met' if speedup >= 1.7 else '**not met**'})",
-              f"- serial and parallel scores identical: {serial['scores'] == parallel['scores']}", "",
-              "Where one hardened grading's time goes (measured separately):", "",
-              "| part | seconds |", "|---|---|"] + [f"| {k} | {v:.2f} |" for k, v in parts.items()]
-    lines += ["", "At these rates a 10,000-submission course takes "
-                  f"{10_000 * parallel['per_notebook'] / 3600:.1f} machine-hours on one 2-core machine "
-                  f"(--jobs 2); see ARCHITECTURE.md for spreading it over machines.", ""]
+    lines += [
+        "",
+        f"- hardened / stock per notebook: {ratio:.2f}x (target at most 1.3x: "
+        f"{'met' if ratio <= 1.3 else '**not met**'})",
+        f"- --jobs 2 speed-up over serial: {speedup:.2f}x (target at least 1.7x: "
+        f"{'met' if speedup >= 1.7 else '**not met**'})",
+        f"- serial and parallel scores identical: {serial['scores'] == parallel['scores']}",
+        "",
+        "Where one hardened grading's time goes (measured separately):",
+        "",
+        "| part | seconds |",
+        "|---|---|",
+    ] + [f"| {k} | {v:.2f} |" for k, v in parts.items()]
+    lines += [
+        "",
+        "At these rates a 10,000-submission course takes "
+        f"{10_000 * parallel['per_notebook'] / 3600:.1f} machine-hours on one 2-core machine "
+        f"(--jobs 2); see ARCHITECTURE.md for spreading it over machines.",
+        "",
+    ]
     return lines
 
 
@@ -175,9 +232,15 @@ def build_section() -> list:
     with tempfile.TemporaryDirectory() as out:
         subprocess.run([sys.executable, "-m", "tools.book", out], cwd=ROOT, check=True, capture_output=True)
     book_seconds = time.perf_counter() - start
-    return ["## Full runs", "", "| what | seconds |", "|---|---|",
-            f"| reference notebook, fresh kernel | {notebook_seconds:.1f} |",
-            f"| book build (sphinx-build -W, page executed) | {book_seconds:.1f} |", ""]
+    return [
+        "## Full runs",
+        "",
+        "| what | seconds |",
+        "|---|---|",
+        f"| reference notebook, fresh kernel | {notebook_seconds:.1f} |",
+        f"| book build (sphinx-build -W, page executed) | {book_seconds:.1f} |",
+        "",
+    ]
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Grading throughput: the hardened grader (serial, --jobs 2) next to stock nbgrader on the same notebooks."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ class PeakMemory:
         while self.running:
             try:
                 root = psutil.Process(self.root)
-                for proc in [root, *root.children(recursive=True)]:   # serial graders grade in the root
+                for proc in [root, *root.children(recursive=True)]:  # serial graders grade in the root
                     rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline())
                     if "ipykernel" in cmd or "autograder.probe" in cmd:
                         self.sandboxed = max(self.sandboxed, rss)
@@ -58,18 +59,26 @@ def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
 
 
 def sample_class(dest: Path) -> list:
-    subprocess.run([sys.executable, "-m", "tools.sample_class", str(dest)], cwd=ROOT, check=True,
-                   capture_output=True)
-    return sorted(p for p in (dest / "submitted").glob("*/07_optimizers/optimizers.ipynb")
-                  if p.parts[-3].startswith(COMPARABLE))
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(dest)], cwd=ROOT, check=True, capture_output=True)
+    return sorted(
+        p for p in (dest / "submitted").glob("*/07_optimizers/optimizers.ipynb") if p.parts[-3].startswith(COMPARABLE)
+    )
 
 
 def hardened(paths: list, jobs: int) -> dict:
     env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
-    seconds, memory, out = _timed([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json",
-                                   "--no-progress", "--jobs", str(jobs)], ROOT, env)
-    return {"seconds": seconds, "per_notebook": seconds / len(paths), "worker_rss": memory.workers,
-            "sandboxed_rss": memory.sandboxed, "scores": [e["score"] for e in json.loads(out)]}
+    seconds, memory, out = _timed(
+        [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json", "--no-progress", "--jobs", str(jobs)],
+        ROOT,
+        env,
+    )
+    return {
+        "seconds": seconds,
+        "per_notebook": seconds / len(paths),
+        "worker_rss": memory.workers,
+        "sandboxed_rss": memory.sandboxed,
+        "scores": [e["score"] for e in json.loads(out)],
+    }
 
 
 def stock(paths: list) -> dict:
@@ -79,18 +88,28 @@ def stock(paths: list) -> dict:
         (course / "source/07_optimizers").mkdir(parents=True)
         shutil.copy(ROOT / "source/07_optimizers/optimizers.ipynb", course / "source/07_optimizers/")
         (course / "nbgrader_config.py").write_text(
-            "c = get_config()\nc.CourseDirectory.root = %r\nc.ClearHiddenTests.enforce_metadata = False\n" % str(course))
+            f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\nc.ClearHiddenTests.enforce_metadata = False\n"
+        )
         for path in paths:
             dest = course / "submitted" / path.parts[-3] / "07_optimizers"
             dest.mkdir(parents=True)
             shutil.copy(path, dest / "optimizers.ipynb")
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         nbgrader = [sys.executable, "-m", "nbgrader"]
-        subprocess.run([*nbgrader, "generate_assignment", "07_optimizers", "--force"], cwd=course, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*nbgrader, "generate_assignment", "07_optimizers", "--force"],
+            cwd=course,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         seconds, memory, _ = _timed([*nbgrader, "autograde", "07_optimizers", "--force"], course, env)
-    return {"seconds": seconds, "per_notebook": seconds / len(paths), "worker_rss": memory.workers,
-            "sandboxed_rss": memory.sandboxed}
+    return {
+        "seconds": seconds,
+        "per_notebook": seconds / len(paths),
+        "worker_rss": memory.workers,
+        "sandboxed_rss": memory.sandboxed,
+    }
 
 
 def breakdown(path: Path) -> dict:

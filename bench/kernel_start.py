@@ -7,6 +7,7 @@ once-per-process bwrap probe and memory-cap detection, reported apart) and print
 the median of the rest, with a plain jupyter_client kernel for comparison. Shutdown is
 timed graceful (nbclient's default) and immediate (what SandboxedExecute uses).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -41,12 +42,14 @@ def measure(n: int = 6) -> dict:
     runs = [asyncio.run(_cycle(sandbox.SandboxedKernelManager)) for _ in range(n - 1)]
     immediate = [asyncio.run(_cycle(sandbox.SandboxedKernelManager, now=True)) for _ in range(n - 1)]
     plain = [asyncio.run(_cycle(AsyncKernelManager)) for _ in range(3)]
-    return {"sandboxed start (first in process)": first[0],
-            "sandboxed start (median)": statistics.median(r[0] for r in runs),
-            "sandboxed shutdown, graceful (median)": statistics.median(r[1] for r in runs),
-            "sandboxed shutdown, immediate (median)": statistics.median(r[1] for r in immediate),
-            "plain start (median)": statistics.median(r[0] for r in plain),
-            "plain shutdown (median)": statistics.median(r[1] for r in plain)}
+    return {
+        "sandboxed start (first in process)": first[0],
+        "sandboxed start (median)": statistics.median(r[0] for r in runs),
+        "sandboxed shutdown, graceful (median)": statistics.median(r[1] for r in runs),
+        "sandboxed shutdown, immediate (median)": statistics.median(r[1] for r in immediate),
+        "plain start (median)": statistics.median(r[0] for r in plain),
+        "plain shutdown (median)": statistics.median(r[1] for r in plain),
+    }
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ peak RSS of each grading process early and late in the run (flat means no growth
 temporary folders left behind (0) and open file descriptors early and late (flat), and writes
 the "Soak" part of bench/results.md's scale section. Off in plain ``make bench`` (it is long).
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,13 @@ class Watch:
         early = [s for s in self.samples if end / 5 <= s[0] <= end * 2 / 5]  # after every process warmed up
         late = [s for s in self.samples if s[0] >= end * 4 / 5]
         peak = lambda rows, i: max((r[i] for r in rows), default=0)  # noqa: E731
-        return {"rss_early": peak(early, 2), "rss_late": peak(late, 2), "fds_early": peak(early, 3),
-                "fds_late": peak(late, 3), "processes": len({s[1] for s in self.samples})}
+        return {
+            "rss_early": peak(early, 2),
+            "rss_late": peak(late, 2),
+            "fds_early": peak(early, 3),
+            "fds_late": peak(late, 3),
+            "processes": len({s[1] for s in self.samples}),
+        }
 
 
 def replicate(sample: Path, course: Path, n: int) -> int:
@@ -77,15 +83,32 @@ def course_for(sample: Path, where: Path, n: int) -> tuple:
 
 
 def run_course(course: Path, db_url: str, tmpdir: Path, extra: list, pids_of) -> dict:
-    env = {**os.environ, "AUTOGRADER_DB_URL": db_url, "AUTOGRADER_SANDBOX": "required", "TMPDIR": str(tmpdir),
-           "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"), "AUTOGRADER_COURSE_ROOT": str(course),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", "07_optimizers", "--force",
-                    "--log-level=WARN"], cwd=course, env=env, check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "AUTOGRADER_DB_URL": db_url,
+        "AUTOGRADER_SANDBOX": "required",
+        "TMPDIR": str(tmpdir),
+        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
+        "AUTOGRADER_COURSE_ROOT": str(course),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", "07_optimizers", "--force", "--log-level=WARN"],
+        cwd=course,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     env.pop("AUTOGRADER_COURSE_ROOT")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "autograder", "course-autograde", "--course", str(course), *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autograder", "course-autograde", "--course", str(course), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     watch = Watch(lambda: pids_of(proc.pid))
     out, err = proc.communicate()
     figures = watch.stop()
@@ -112,8 +135,9 @@ def soak(n: int) -> list:
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp, throwaway_postgres("soak_jobs2") as db:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "tools.sample_class", str(tmp / "sample")], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "tools.sample_class", str(tmp / "sample")], cwd=ROOT, check=True, capture_output=True
+        )
         for label in ("jobs2", "dask"):
             (tmp / label / "tmp").mkdir(parents=True)
             course, attacks = course_for(tmp / "sample", tmp / label, n)
@@ -125,13 +149,25 @@ def soak(n: int) -> list:
                 # Dask workers grade in their own processes: their temporary folders go where the CLI's do.
                 os.environ["TMPDIR"] = str(tmp / label / "tmp")
                 os.environ["AUTOGRADER_SANDBOX"] = "required"
-                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=":0", local_directory=str(tmp / label / "dask")) as cluster, \
-                        Client(cluster.scheduler_address) as client:
+                with (
+                    LocalCluster(
+                        n_workers=2,
+                        threads_per_worker=1,
+                        processes=True,
+                        host="127.0.0.1",
+                        dashboard_address=":0",
+                        local_directory=str(tmp / label / "dask"),
+                    ) as cluster,
+                    Client(cluster.scheduler_address) as client,
+                ):
                     workers = list(client.run(os.getpid).values())
-                    results[label] = run_course(course, url, tmp / label / "tmp",
-                                                ["--scheduler", cluster.scheduler_address],
-                                                lambda cli: [p for p in workers if psutil.pid_exists(p)])
+                    results[label] = run_course(
+                        course,
+                        url,
+                        tmp / label / "tmp",
+                        ["--scheduler", cluster.scheduler_address],
+                        lambda cli, workers=workers: [p for p in workers if psutil.pid_exists(p)],
+                    )
             # counted once the workers are gone: a live worker keeps its own run folder
             results[label]["left"] = [p.name for p in (tmp / label / "tmp").iterdir()]
     return section(n, attacks, results)
@@ -139,21 +175,32 @@ def soak(n: int) -> list:
 
 def section(n: int, attacks: int, results: dict) -> list:
     mib = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
-    lines = ["## Soak (scale)", "",
-             f"{n} submissions (the sample class replicated, {attacks} of them attacks) through `course-autograde` "
-             "into PostgreSQL. Regenerate: `python -m bench --soak 1000` (not part of plain `make bench`).", "",
-             "| run | seconds | submissions/hour | peak RSS per grading process, 2nd fifth / last fifth | "
-             "open fds, 2nd fifth / last fifth | temp folders left | summary |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Soak (scale)",
+        "",
+        f"{n} submissions (the sample class replicated, {attacks} of them attacks) through `course-autograde` "
+        "into PostgreSQL. Regenerate: `python -m bench --soak 1000` (not part of plain `make bench`).",
+        "",
+        "| run | seconds | submissions/hour | peak RSS per grading process, 2nd fifth / last fifth | "
+        "open fds, 2nd fifth / last fifth | temp folders left | summary |",
+        "|---|---|---|---|---|---|---|",
+    ]
     names = {"jobs2": "`--jobs 2` (this machine)", "dask": "two-worker LocalCluster (`--scheduler`)"}
     for label, r in results.items():
-        lines.append(f"| {names[label]} | {r['seconds']:.0f} | {n * 3600 / r['seconds']:.0f} | "
-                     f"{mib(r['rss_early'])} / {mib(r['rss_late'])} | {r['fds_early']} / {r['fds_late']} | "
-                     f"{len(r['left'])} {' '.join(r['left'])} | {r['summary'].split(' into ')[0]} |")
+        lines.append(
+            f"| {names[label]} | {r['seconds']:.0f} | {n * 3600 / r['seconds']:.0f} | "
+            f"{mib(r['rss_early'])} / {mib(r['rss_late'])} | {r['fds_early']} / {r['fds_late']} | "
+            f"{len(r['left'])} {' '.join(r['left'])} | {r['summary'].split(' into ')[0]} |"
+        )
     best = min(r["seconds"] for r in results.values()) / n
-    lines += ["", f"Projection: 10,000 submissions at {best:.1f} s each per 2-core machine take "
-                  f"{10_000 * best / 3600:.1f} h on one machine, {10_000 * best / 3600 / 10:.1f} h on 10, "
-                  f"{10_000 * best / 60 / 50:.0f} min on 50 (grading is independent per submission; the "
-                  "PostgreSQL gradebook takes one short transaction per test cell).", ""]
+    lines += [
+        "",
+        f"Projection: 10,000 submissions at {best:.1f} s each per 2-core machine take "
+        f"{10_000 * best / 3600:.1f} h on one machine, {10_000 * best / 3600 / 10:.1f} h on 10, "
+        f"{10_000 * best / 60 / 50:.0f} min on 50 (grading is independent per submission; the "
+        "PostgreSQL gradebook takes one short transaction per test cell).",
+        "",
+    ]
     return lines
 
 

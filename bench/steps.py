@@ -1,4 +1,5 @@
 """Optimizer step time against parameter count, next to torch.optim and the memory-bandwidth floor."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,11 @@ from tinytorch.core.tensor import Tensor
 SIZES = (10**3, 10**4, 10**5, 10**6, 10**7)
 # Bytes each optimizer must move per float32 parameter: every array read once, every state written once.
 BYTES_PER_PARAM = {"SGD+momentum": 4 * (3 + 2), "Adam": 4 * (4 + 3), "AdamW": 4 * (4 + 3)}
-OURS = {"SGD+momentum": lambda p: ours.SGD(p, lr=0.01, momentum=0.9),
-        "Adam": lambda p: ours.Adam(p, lr=0.001), "AdamW": lambda p: ours.AdamW(p, lr=0.001)}
+OURS = {
+    "SGD+momentum": lambda p: ours.SGD(p, lr=0.01, momentum=0.9),
+    "Adam": lambda p: ours.Adam(p, lr=0.001),
+    "AdamW": lambda p: ours.AdamW(p, lr=0.001),
+}
 
 
 def copy_bandwidth(threads: int, n: int = 64 * 1024**2 // 4, repeats: int = 7) -> float:
@@ -24,7 +28,7 @@ def copy_bandwidth(threads: int, n: int = 64 * 1024**2 // 4, repeats: int = 7) -
     spans = [(p[0], p[-1] + 1) for p in parts]
 
     def copy(span):
-        np.copyto(dst[span[0]:span[1]], src[span[0]:span[1]])
+        np.copyto(dst[span[0] : span[1]], src[span[0] : span[1]])
 
     times = []
     for _ in range(repeats):
@@ -43,10 +47,16 @@ def torch_makers():
         return None, {}
     torch.set_num_threads(os.cpu_count() or 1)
     makers = {}
-    for name, cls, kw in (("SGD+momentum", torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
-                          ("Adam", torch.optim.Adam, {"lr": 0.001}), ("AdamW", torch.optim.AdamW, {"lr": 0.001})):
-        for variant, extra in (("foreach", {"foreach": True}), ("single-tensor", {"foreach": False}),
-                               ("fused", {"fused": True})):
+    for name, cls, kw in (
+        ("SGD+momentum", torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}),
+        ("Adam", torch.optim.Adam, {"lr": 0.001}),
+        ("AdamW", torch.optim.AdamW, {"lr": 0.001}),
+    ):
+        for variant, extra in (
+            ("foreach", {"foreach": True}),
+            ("single-tensor", {"foreach": False}),
+            ("fused", {"fused": True}),
+        ):
             makers[(name, variant)] = (cls, {**kw, **extra})
     return torch, makers
 
@@ -91,7 +101,7 @@ def step_times(sizes=SIZES) -> dict:
                     try:
                         steps[(f"torch {variant}", name)] = _torch_step(torch, cls, kw, n)
                     except (RuntimeError, TypeError, ValueError):
-                        pass                      # that variant does not exist for this optimizer on CPU
+                        pass  # that variant does not exist for this optimizer on CPU
             for (impl, _), seconds in paired_medians(steps, repeats).items():
                 results[(name, impl, n)] = seconds
     return results

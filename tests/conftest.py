@@ -5,6 +5,7 @@ the folders below are built once for the whole session through ``sharing.built_o
 lock in the directory the workers share), and each worker reads them. Tests read these
 shared results and never change them: a test that needs to change one copies it first.
 """
+
 import json
 import os
 import shutil
@@ -15,16 +16,21 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from sharing import built_once, machine, session_root, used_alone
 from support import Listener, grade_json, tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "07_optimizers"
 # A cross-section of the sample class: correct, three misconceptions, a deleted test cell, a broken file.
-SMALL_CLASS = ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "bug-state-dtype",
-               "hostile-deleted-test-cell", "broken-corrupt-json")
-WRITTEN_STUDENT = "written-answers"     # correct-reference, plus an answer in every written cell
+SMALL_CLASS = (
+    "correct-reference",
+    "bug-nesterov",
+    "bug-eps-inside-sqrt",
+    "bug-state-dtype",
+    "hostile-deleted-test-cell",
+    "broken-corrupt-json",
+)
+WRITTEN_STUDENT = "written-answers"  # correct-reference, plus an answer in every written cell
 SAMPLE_CLASS_COMMAND = [sys.executable, "-m", "tools.sample_class"]
 # What the sample class's attacks aim at: instructor notebooks, the reference build and data, the gradebook.
 PROTECTED = (ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db")
@@ -78,8 +84,13 @@ def graded_class(_graded_class_folder, sample_class) -> dict:
     """
     course, _ = sample_class
     result = json.loads((_graded_class_folder / "result.json").read_text())
-    return {"course": course, "expected": json.loads((course / "expected.json").read_text()),
-            "paths": _class_paths(course), "feedback": _graded_class_folder / "feedback", **result}
+    return {
+        "course": course,
+        "expected": json.loads((course / "expected.json").read_text()),
+        "paths": _class_paths(course),
+        "feedback": _graded_class_folder / "feedback",
+        **result,
+    }
 
 
 @pytest.fixture
@@ -92,9 +103,13 @@ def no_bwrap_path(tmp_path):
 
 def course_env(root: Path) -> dict:
     """The environment the Makefile gives nbgrader, with the course moved to ``root``."""
-    return {**os.environ, "AUTOGRADER_SANDBOX": "required", "AUTOGRADER_COURSE_ROOT": str(root),
-            "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {
+        **os.environ,
+        "AUTOGRADER_SANDBOX": "required",
+        "AUTOGRADER_COURSE_ROOT": str(root),
+        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
 
 
 def answered(nb):
@@ -124,7 +139,7 @@ def small_course(sample_class, tmp_path_factory) -> dict:
         nb = nbformat.read(sample / "submitted" / "correct-reference" / ASSIGNMENT / "optimizers.ipynb", 4)
         nbformat.write(answered(nb), target / "optimizers.ipynb")
         nbgrader = [sys.executable, "-m", "nbgrader"]
-        commands = [                                      # the Makefile's autograde and feedback targets
+        commands = [  # the Makefile's autograde and feedback targets
             # records the assignment in this scratch course's gradebook, as `tools.generate --gradebook`
             # does for the repository (which also rewrites the repository's generated files)
             [*nbgrader, "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"],
@@ -133,31 +148,37 @@ def small_course(sample_class, tmp_path_factory) -> dict:
         ]
         output = []
         for command in commands:
-            result = subprocess.run(command, cwd=root, env=course_env(root), capture_output=True, text=True,
-                                    timeout=1800)
+            result = subprocess.run(
+                command, cwd=root, env=course_env(root), capture_output=True, text=True, timeout=1800
+            )
             output.append(result.stdout + result.stderr)
             assert result.returncode == 0, f"{command}:\n{output[-1][-3000:]}"
         # Beside the course, not in it: the course folder holds only what nbgrader wrote.
         (root.parent / f"{root.name}.output.txt").write_text("\n".join(output))
 
     root = built_once(session_root(tmp_path_factory), "small-course", run_the_course)
-    return {"root": root, "output": (root.parent / f"{root.name}.output.txt").read_text(),
-            "students": [*SMALL_CLASS, WRITTEN_STUDENT]}
+    return {
+        "root": root,
+        "output": (root.parent / f"{root.name}.output.txt").read_text(),
+        "students": [*SMALL_CLASS, WRITTEN_STUDENT],
+    }
 
 
 # ----------------------------------------------------------------------------- one Binder venv
 @dataclass(frozen=True)
 class BinderRepo:
     """A student repository (``tools.student_dist``) and a venv built from its binder/ files alone."""
+
     dist: Path
     venv: Path
-    times: dict          # seconds: requirements, postBuild, total (with the dist); postBuild_output
+    times: dict  # seconds: requirements, postBuild, total (with the dist); postBuild_output
 
 
 @pytest.fixture(scope="session")
 def _binder_build(tmp_path_factory) -> Path:
     """Built once for the whole session (about 45 s and a PyPI download): a student dist, a venv from its
     binder/ files, a copy of the dist as postBuild left it, and the build's ``times.json``."""
+
     def build(work: Path) -> None:
         import time
 

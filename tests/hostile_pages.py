@@ -4,6 +4,7 @@ Every payload, if it ran, sets ``document.title`` to something with PWNED in it 
 ``window.__pwned``; the static oracle (``active_content``) finds what a browser would run
 in an HTML page, so the fast tests need no browser. Written for this project's tests.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,7 +15,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_cell
 
 ACT = "document.title='PWNED';window.__pwned=1"
-ACT_ENTITIES = "".join(f"&#{ord(ch)};" for ch in "javascript:") + ACT   # entity-encoded scheme
+ACT_ENTITIES = "".join(f"&#{ord(ch)};" for ch in "javascript:") + ACT  # entity-encoded scheme
 
 # -- rich outputs: (name, data, metadata) --------------------------------------------------------
 HTML_OUTPUTS = {
@@ -42,10 +43,13 @@ HTML_OUTPUTS = {
     "svg-script-foreignobject": (
         f'<svg xmlns="http://www.w3.org/2000/svg"><script>{ACT}</script><foreignObject width="9" height="9">'
         f'<body xmlns="http://www.w3.org/1999/xhtml"><img src="x" onerror="{ACT}"/></body></foreignObject>'
-        f'<use href="https://PWNED.example/sprite.svg#a"/><a href="javascript:{ACT}"><text>t</text></a></svg>'),
+        f'<use href="https://PWNED.example/sprite.svg#a"/><a href="javascript:{ACT}"><text>t</text></a></svg>'
+    ),
 }
-SVG_OUTPUT = (f'<svg xmlns="http://www.w3.org/2000/svg" onload="{ACT}"><script>{ACT}</script>'
-              f'<foreignObject><iframe src="javascript:{ACT}"></iframe></foreignObject></svg>')
+SVG_OUTPUT = (
+    f'<svg xmlns="http://www.w3.org/2000/svg" onload="{ACT}"><script>{ACT}</script>'
+    f'<foreignObject><iframe src="javascript:{ACT}"></iframe></foreignObject></svg>'
+)
 MARKDOWN_OUTPUT = f'Output *markdown* <img src=x onerror="{ACT}"> [x](javascript:{ACT})'
 
 MARKDOWN_CELLS = {
@@ -65,41 +69,58 @@ HTML_ATTACHMENT = f"<script>{ACT}</script>"
 RAW_CELL = f"<script>{ACT}</script><img src=x onerror=\"{ACT}\">"
 
 # An ordinary written answer: must come through unchanged.
-GOOD_MARKDOWN = ("## Why eps sits outside the root\n\n"
-                 "Adam divides by $\\sqrt{\\hat v_t} + \\epsilon$, so for $v \\to 0$ the step is "
-                 "$\\alpha \\hat m_t / \\epsilon$ and $a<b$ holds.\n\n"
-                 "| optimizer | state |\n|---|---|\n| SGD | 2x |\n| Adam | 3x |\n\n"
-                 "```python\nopt.step()\n```\n\nSee [the paper](https://arxiv.org/abs/1412.6980).\n")
+GOOD_MARKDOWN = (
+    "## Why eps sits outside the root\n\n"
+    "Adam divides by $\\sqrt{\\hat v_t} + \\epsilon$, so for $v \\to 0$ the step is "
+    "$\\alpha \\hat m_t / \\epsilon$ and $a<b$ holds.\n\n"
+    "| optimizer | state |\n|---|---|\n| SGD | 2x |\n| Adam | 3x |\n\n"
+    "```python\nopt.step()\n```\n\nSee [the paper](https://arxiv.org/abs/1412.6980).\n"
+)
 
 
 def display_code() -> str:
     """A code cell that produces every hostile output when a kernel runs it."""
-    lines = ["from IPython.display import display, HTML, SVG, Markdown, Javascript",
-             f"for payload in {list(HTML_OUTPUTS.values())!r}:",
-             "    display(HTML(payload))",
-             f"display(SVG({SVG_OUTPUT!r}))",
-             f"display(Markdown({MARKDOWN_OUTPUT!r}))",
-             f"display(Javascript({ACT!r}))",
-             "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'PWNED', 'version_major': 2,"
-             " 'version_minor': 0}, 'text/plain': 'widget'}, raw=True)",
-             f"display({{'text/html': {'<b>isolated</b><script>' + ACT + '</script>'!r}}}, raw=True,"
-             " metadata={'text/html': {'isolated': True}})",
-             "print('outputs done')"]
+    lines = [
+        "from IPython.display import display, HTML, SVG, Markdown, Javascript",
+        f"for payload in {list(HTML_OUTPUTS.values())!r}:",
+        "    display(HTML(payload))",
+        f"display(SVG({SVG_OUTPUT!r}))",
+        f"display(Markdown({MARKDOWN_OUTPUT!r}))",
+        f"display(Javascript({ACT!r}))",
+        "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'PWNED', 'version_major': 2,"
+        " 'version_minor': 0}, 'text/plain': 'widget'}, raw=True)",
+        f"display({{'text/html': {'<b>isolated</b><script>' + ACT + '</script>'!r}}}, raw=True,"
+        " metadata={'text/html': {'isolated': True}})",
+        "print('outputs done')",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def hostile_outputs() -> list:
     """The outputs ``display_code`` produces, written directly (no kernel needed)."""
     outs = [new_output("display_data", data={"text/html": v, "text/plain": "<HTML>"}) for v in HTML_OUTPUTS.values()]
-    outs += [new_output("display_data", data={"image/svg+xml": SVG_OUTPUT, "text/plain": "<SVG>"}),
-             new_output("display_data", data={"text/markdown": MARKDOWN_OUTPUT, "text/plain": "<Markdown>"}),
-             new_output("display_data", data={"application/javascript": ACT, "text/plain": "<JS>"}),
-             new_output("display_data", data={"application/vnd.jupyter.widget-view+json":
-                                              {"model_id": "PWNED", "version_major": 2, "version_minor": 0},
-                                              "text/plain": "widget"}),
-             new_output("display_data", data={"text/html": f"<b>isolated</b><script>{ACT}</script>"},
-                        metadata={"text/html": {"isolated": True}}),
-             new_output("execute_result", data={"text/html": f"<img src=x onerror=\"{ACT}\">"}, execution_count=3)]
+    outs += [
+        new_output("display_data", data={"image/svg+xml": SVG_OUTPUT, "text/plain": "<SVG>"}),
+        new_output("display_data", data={"text/markdown": MARKDOWN_OUTPUT, "text/plain": "<Markdown>"}),
+        new_output("display_data", data={"application/javascript": ACT, "text/plain": "<JS>"}),
+        new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {
+                    "model_id": "PWNED",
+                    "version_major": 2,
+                    "version_minor": 0,
+                },
+                "text/plain": "widget",
+            },
+        ),
+        new_output(
+            "display_data",
+            data={"text/html": f"<b>isolated</b><script>{ACT}</script>"},
+            metadata={"text/html": {"isolated": True}},
+        ),
+        new_output("execute_result", data={"text/html": f"<img src=x onerror=\"{ACT}\">"}, execution_count=3),
+    ]
     return outs
 
 
@@ -111,8 +132,10 @@ def hostile_cells(with_outputs: bool) -> list:
     cells = [code, new_markdown_cell(GOOD_MARKDOWN)]
     cells += [new_markdown_cell(text) for text in MARKDOWN_CELLS.values()]
     attached = new_markdown_cell("![diagram](attachment:plot.svg) and ![page](attachment:page.html)")
-    attached.attachments = {"plot.svg": {"image/svg+xml": base64.b64encode(SVG_ATTACHMENT.encode()).decode()},
-                            "page.html": {"text/html": base64.b64encode(HTML_ATTACHMENT.encode()).decode()}}
+    attached.attachments = {
+        "plot.svg": {"image/svg+xml": base64.b64encode(SVG_ATTACHMENT.encode()).decode()},
+        "page.html": {"text/html": base64.b64encode(HTML_ATTACHMENT.encode()).decode()},
+    }
     cells.append(attached)
     raw = new_raw_cell(RAW_CELL)
     raw.metadata["raw_mimetype"] = "text/html"
@@ -125,8 +148,13 @@ def hostile_cells(with_outputs: bool) -> list:
 
 
 def add_hostile_metadata(nb) -> None:
-    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
-        "version_major": 2, "version_minor": 0, "state": {"PWNED": {"model_name": f"</script><script>{ACT}"}}}}
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "state": {"PWNED": {"model_name": f"</script><script>{ACT}"}},
+        }
+    }
     nb.metadata["title"] = f"</title><script>{ACT}</script>"
 
 
@@ -140,8 +168,19 @@ def hostile_notebook(with_outputs: bool = True):
 
 # -- the static oracle -------------------------------------------------------------------------
 
-ACTIVE_TAGS = {"script", "iframe", "frame", "object", "embed", "applet", "form", "base", "foreignobject",
-               "noscript", "portal"}
+ACTIVE_TAGS = {
+    "script",
+    "iframe",
+    "frame",
+    "object",
+    "embed",
+    "applet",
+    "form",
+    "base",
+    "foreignobject",
+    "noscript",
+    "portal",
+}
 URL_ATTRIBUTES = {"href", "src", "action", "formaction", "xlink:href", "data", "srcdoc", "background", "poster"}
 BAD_URL = re.compile(r"^(javascript|vbscript|data:(?!image/(png|jpeg|gif);))", re.IGNORECASE)
 
@@ -162,7 +201,7 @@ def active_content(page: str, marker: str = "PWNED") -> list:
     """
     found = []
     for element in html5lib.parse(page).iter():
-        if not isinstance(element.tag, str):         # comments, doctype
+        if not isinstance(element.tag, str):  # comments, doctype
             continue
         tag, attributes = _local(element.tag), {_local(k): v for k, v in element.attrib.items()}
         if tag in ("script", "style"):
@@ -173,8 +212,11 @@ def active_content(page: str, marker: str = "PWNED") -> list:
         for name, value in attributes.items():
             if name.startswith("on"):
                 found.append(f"<{tag} {name}>")
-            elif name in URL_ATTRIBUTES and BAD_URL.match(_squeeze(value)) and not (
-                    tag == "img" and name == "src" and _squeeze(value).startswith("data:image/svg+xml;")):
+            elif (
+                name in URL_ATTRIBUTES
+                and BAD_URL.match(_squeeze(value))
+                and not (tag == "img" and name == "src" and _squeeze(value).startswith("data:image/svg+xml;"))
+            ):
                 # an SVG as an <img> runs no script, so nbconvert's way of showing SVG is fine
                 found.append(f"<{tag} {name}={value[:40]!r}>")
             elif name == "style" and re.search(r"position\s*:\s*fixed|url\(", value, re.IGNORECASE):
@@ -209,18 +251,32 @@ DOM_PROBE = """(selector) => {
 # A tag becomes class="celltag_<tag>", so a space adds a page class: Bootstrap's
 # "dropdown-backdrop" is position:fixed over the whole page, "hidden" is display:none.
 PAGE_CLASSES = {"dropdown-backdrop", "hidden", "modal", "fixed-top", "sr-only"}
-TAG_PAYLOADS = {"space-overlay": "x dropdown-backdrop", "space-hidden": "x hidden", "tab-hidden": "x\thidden",
-                "newline-modal": "x\nmodal", "many": "x fixed-top sr-only", "too-long": "a" * 65,
-                "quote": f'"><img src=x onerror="{ACT}">'}
+TAG_PAYLOADS = {
+    "space-overlay": "x dropdown-backdrop",
+    "space-hidden": "x hidden",
+    "tab-hidden": "x\thidden",
+    "newline-modal": "x\nmodal",
+    "many": "x fixed-top sr-only",
+    "too-long": "a" * 65,
+    "quote": f'"><img src=x onerror="{ACT}">',
+}
 LEGIT_TAGS = ["raises-exception", "remove_input", "hide-cell", "nbgrader_07"]
 # nbconvert writes the lexer into class="highlight hl-<lexer>" (pygments_lexer, else name).
-LANGUAGE_PAYLOADS = {"lexer-space": {"name": "python", "pygments_lexer": "ipython3 hidden"},
-                     "name-space": {"name": "python dropdown-backdrop"},
-                     "name-quote": {"name": f'python"><img src=x onerror="{ACT}">'},
-                     "codemirror-space": {"name": "python", "codemirror_mode": "ipython hidden"}}
-LEGIT_LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3", "version": "3.11.4",
-                       "file_extension": ".py", "mimetype": "text/x-python", "nbconvert_exporter": "python",
-                       "codemirror_mode": {"name": "ipython", "version": 3}}
+LANGUAGE_PAYLOADS = {
+    "lexer-space": {"name": "python", "pygments_lexer": "ipython3 hidden"},
+    "name-space": {"name": "python dropdown-backdrop"},
+    "name-quote": {"name": f'python"><img src=x onerror="{ACT}">'},
+    "codemirror-space": {"name": "python", "codemirror_mode": "ipython hidden"},
+}
+LEGIT_LANGUAGE_INFO = {
+    "name": "python",
+    "pygments_lexer": "ipython3",
+    "version": "3.11.4",
+    "file_extension": ".py",
+    "mimetype": "text/x-python",
+    "nbconvert_exporter": "python",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+}
 CELL_ID_PAYLOADS = ["a hidden", "b\tdropdown-backdrop", 'c"><img src=x onerror="1">', "", "d" * 65]
 FAKE_REPORT = "Hidden checks: 100 / 100"
 
@@ -248,9 +304,13 @@ def page_classes(page: str) -> set:
 
 def bad_ids(page: str) -> list:
     """id attributes that are no single token (nbconvert writes id="cell-id=<id>")."""
-    return [element.attrib["id"] for element in html5lib.parse(page).iter()
-            if isinstance(element.tag, str) and "id" in element.attrib
-            and not re.fullmatch(r"[A-Za-z0-9_=-]+", element.attrib["id"])]
+    return [
+        element.attrib["id"]
+        for element in html5lib.parse(page).iter()
+        if isinstance(element.tag, str)
+        and "id" in element.attrib
+        and not re.fullmatch(r"[A-Za-z0-9_=-]+", element.attrib["id"])
+    ]
 
 
 # Run in a page by Playwright: elements inside the notebook that are laid over the page.
@@ -262,15 +322,22 @@ FIXED_PROBE = """(selector) => [...document.querySelectorAll(selector)]
 # -- impersonating the grader (issue 14) ----------------------------------------------------------
 # The report's own markup with a score the grader never gave: must keep none of its classes.
 FORGED = "forged by the student"
-FORGED_SCORE = (f"<p class='autograder-score'><b>Score for SGD: 30 / 30 points ({FORGED})</b></p>"
-                "<div class='autograder-report'><table class='autograder-checks'><tr class='autograder-pass'>"
-                "<td>pass</td></tr></table></div><div class='autograder-sanitized'>x</div>")
+FORGED_SCORE = (
+    f"<p class='autograder-score'><b>Score for SGD: 30 / 30 points ({FORGED})</b></p>"
+    "<div class='autograder-report'><table class='autograder-checks'><tr class='autograder-pass'>"
+    "<td>pass</td></tr></table></div><div class='autograder-sanitized'>x</div>"
+)
 
 
 def grader_classes(html_text: str) -> list:
     """autograder-* class tokens anywhere in an HTML fragment or page."""
-    return [token for element in html5lib.parse(html_text).iter() if isinstance(element.tag, str)
-            for token in element.attrib.get("class", "").split() if token.startswith("autograder-")]
+    return [
+        token
+        for element in html5lib.parse(html_text).iter()
+        if isinstance(element.tag, str)
+        for token in element.attrib.get("class", "").split()
+        if token.startswith("autograder-")
+    ]
 
 
 # -- URLs a browser reads as another host (WHATWG: "\" is "/" for http(s), tabs/newlines dropped) ----
@@ -288,17 +355,25 @@ OTHER_HOST_URLS = {
     "three-mixed": "\\/\\evil.invalid/px.png",
 }
 # Relative URLs that stay on the page's host (percent-encoded slashes are no slashes to the parser).
-SAME_HOST_URLS = {"path": "/files/plot.png", "relative": "plot.png", "percent-slashes": "/%2F%2Fevil.invalid/px.png",
-                  "percent-backslash": "/%5Cevil.invalid/px.png", "dot": "./a/b.png", "query": "?x=//evil.invalid"}
+SAME_HOST_URLS = {
+    "path": "/files/plot.png",
+    "relative": "plot.png",
+    "percent-slashes": "/%2F%2Fevil.invalid/px.png",
+    "percent-backslash": "/%5Cevil.invalid/px.png",
+    "dot": "./a/b.png",
+    "query": "?x=//evil.invalid",
+}
 
 
 def url_carriers(url: str) -> str:
     """Every place student HTML can put a URL: links, images, srcset, SVG href and xlink:href."""
     quoted = url.replace('"', "&quot;")
-    return (f'<a href="{quoted}">a</a><img src="{quoted}"><img srcset="{quoted} 1x" src="/ok.png">'
-            f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
-            f'<a href="{quoted}"><text>t</text></a><image href="{quoted}"/><use xlink:href="{quoted}"/>'
-            f'<use href="{quoted}"/></svg>')
+    return (
+        f'<a href="{quoted}">a</a><img src="{quoted}"><img srcset="{quoted} 1x" src="/ok.png">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink">'
+        f'<a href="{quoted}"><text>t</text></a><image href="{quoted}"/><use xlink:href="{quoted}"/>'
+        f'<use href="{quoted}"/></svg>'
+    )
 
 
 # Run in a page by Playwright: the hosts the browser's own URL parser resolves each URL-bearing

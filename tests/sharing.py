@@ -10,15 +10,16 @@ A folder counts as built only once its ``NAME.complete`` marker (beside it) exis
 (or a build that raised) leaves no marker, and the next one to ask removes the remains and
 builds again, so a failure is reported by every test that needed the folder, never hidden.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock
 
@@ -35,7 +36,7 @@ def built_once(root: Path, name: str, build: Callable[[Path], None]) -> Path:
     complete = root / f"{name}.complete"
     with FileLock(str(root / f"{name}.lock")):
         if not complete.exists():
-            if folder.exists():          # the remains of a build that failed or whose worker died
+            if folder.exists():  # the remains of a build that failed or whose worker died
                 shutil.rmtree(folder)
             folder.mkdir()
             build(folder)
@@ -84,5 +85,5 @@ def machine(alone: bool, path: Path = MACHINE_LOCK):
             fcntl.flock(gate, fcntl.LOCK_UN)
         yield
     finally:
-        os.close(lock)           # closing releases the flock
+        os.close(lock)  # closing releases the flock
         os.close(gate)

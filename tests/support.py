@@ -1,4 +1,5 @@
 """Helpers shared by the tests."""
+
 import hashlib
 import json
 import os
@@ -33,30 +34,43 @@ def free_port() -> int:
 
 # Run in a student's environment: imports *their* SGD, takes the worked numbers' two steps and
 # prints where the class came from, its marker and the result (0.855 when correct).
-STUDENT_SGD_CHECK = ("import numpy as np\n"
-                     "import tinytorch.core.optimizers as module\n"
-                     "from tinytorch.core.optimizers import SGD\n"
-                     "from tinytorch.core.tensor import Tensor\n"
-                     "p = Tensor([1.0], requires_grad=True)\n"
-                     "opt = SGD([p], lr=0.1, momentum=0.9)\n"
-                     "for _ in range(2):\n"
-                     "    p.grad = np.array([0.5], np.float32)\n"
-                     "    opt.step()\n"
-                     "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n")
+STUDENT_SGD_CHECK = (
+    "import numpy as np\n"
+    "import tinytorch.core.optimizers as module\n"
+    "from tinytorch.core.optimizers import SGD\n"
+    "from tinytorch.core.tensor import Tensor\n"
+    "p = Tensor([1.0], requires_grad=True)\n"
+    "opt = SGD([p], lr=0.1, momentum=0.9)\n"
+    "for _ in range(2):\n"
+    "    p.grad = np.array([0.5], np.float32)\n"
+    "    opt.step()\n"
+    "print(module.__file__, SGD.written_by, round(float(p.data[0]), 4))\n"
+)
 
 
 # Headless Chromium as the tests drive it (Playwright, /usr/bin/chromium): no GPU, no background traffic.
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def grade_json(paths, *extra) -> list:
     """``python -m autograder grade PATHS --json`` with the sandbox required: the entries it prints."""
     env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
-    result = subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json",
-                             "--no-progress", *extra], cwd=ROOT, capture_output=True, text=True, env=env,
-                            timeout=1800)
+    result = subprocess.run(
+        [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json", "--no-progress", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
 

@@ -1,4 +1,5 @@
 """tests/sharing.py: what the pytest-xdist workers of a session build once, and the lock of tests that run alone."""
+
 import fcntl
 import multiprocessing
 import os
@@ -7,16 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from sharing import built_once, machine, restore, used_alone
 
 
 def _build_in_a_process(root: str, start, results) -> None:
     """A worker: waits for the start signal, then asks for the shared folder; reports what it got."""
+
     def build(folder: Path) -> None:
         with open(Path(root) / "builds.log", "a") as log:
             log.write(f"{os.getpid()}\n")
-        time.sleep(1)              # a slow build: the other processes ask while it runs
+        time.sleep(1)  # a slow build: the other processes ask while it runs
         (folder / "made-by").write_text(str(os.getpid()))
 
     start.wait()
@@ -24,7 +25,7 @@ def _build_in_a_process(root: str, start, results) -> None:
 
 
 def test_a_folder_asked_for_by_several_processes_at_once_is_built_once(tmp_path):
-    context = multiprocessing.get_context("spawn")      # fresh interpreters, as xdist workers are
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, as xdist workers are
     start, results = context.Event(), context.Queue()
     workers = [context.Process(target=_build_in_a_process, args=(str(tmp_path), start, results)) for _ in range(4)]
     for worker in workers:
@@ -48,7 +49,7 @@ def test_a_failed_build_is_not_shared_and_the_next_one_starts_clean(tmp_path):
         built_once(tmp_path, "shared", failing)
     seen = []
     folder = built_once(tmp_path, "shared", lambda f: seen.append(sorted(p.name for p in f.iterdir())))
-    assert seen == [[]]                                 # rebuilt, from an empty folder
+    assert seen == [[]]  # rebuilt, from an empty folder
     assert built_once(tmp_path, "shared", lambda f: seen.append("again")) == folder and seen == [[]]
 
 
@@ -67,11 +68,11 @@ def _try(path: Path, kind: int) -> bool:
 def test_tests_share_the_machine_and_an_alone_test_has_it_to_itself(tmp_path):
     lock = tmp_path / "machine"
     with machine(alone=False, path=lock):
-        assert _try(lock, fcntl.LOCK_SH)                # the other worker's tests run meanwhile
-        assert not _try(lock, fcntl.LOCK_EX)            # an alone test waits for them
+        assert _try(lock, fcntl.LOCK_SH)  # the other worker's tests run meanwhile
+        assert not _try(lock, fcntl.LOCK_EX)  # an alone test waits for them
     with machine(alone=True, path=lock):
-        assert not _try(lock, fcntl.LOCK_SH)            # no other test starts while it runs
-    assert _try(lock, fcntl.LOCK_EX)                    # and it is released after
+        assert not _try(lock, fcntl.LOCK_SH)  # no other test starts while it runs
+    assert _try(lock, fcntl.LOCK_EX)  # and it is released after
 
 
 def test_an_alone_test_waiting_holds_the_gate_so_new_tests_wait_behind_it(tmp_path):
@@ -81,12 +82,12 @@ def test_an_alone_test_waiting_holds_the_gate_so_new_tests_wait_behind_it(tmp_pa
         waiting = context.Process(target=_hold_alone, args=(str(lock),))
         waiting.start()
         gate = lock.with_suffix(".gate")
-        deadline = time.monotonic() + 120               # a hang guard, not a speed check
-        while not gate.exists() or _try(gate, fcntl.LOCK_EX):   # until the alone test holds the gate
+        deadline = time.monotonic() + 120  # a hang guard, not a speed check
+        while not gate.exists() or _try(gate, fcntl.LOCK_EX):  # until the alone test holds the gate
             assert waiting.is_alive() and time.monotonic() < deadline, "the alone test never held the gate"
             time.sleep(0.05)
-        assert not _try(gate, fcntl.LOCK_EX)            # a new shared holder would queue behind it
-    waiting.join(timeout=120)                           # it gets the machine once this test lets go
+        assert not _try(gate, fcntl.LOCK_EX)  # a new shared holder would queue behind it
+    waiting.join(timeout=120)  # it gets the machine once this test lets go
     assert waiting.exitcode == 0
 
 
@@ -116,7 +117,7 @@ def _use_alone(copy: str, folder: str, seen) -> None:
     with used_alone(Path(copy), Path(folder)) as shared:
         on_entry = sorted(p.name for p in shared.iterdir())
         (shared / "written-by-a-test").write_text(str(os.getpid()))
-        time.sleep(1)              # a slow test: the others ask for the folder while it runs
+        time.sleep(1)  # a slow test: the others ask for the folder while it runs
         seen.put((on_entry, sorted(p.name for p in shared.iterdir()), (shared / "written-by-a-test").read_text()))
 
 
@@ -135,4 +136,4 @@ def test_a_folder_used_alone_is_one_tests_at_a_time_and_as_the_copy_holds_on_ent
         user.join(timeout=120)
         assert user.exitcode == 0
     assert [(entry, left) for entry, left, _ in uses] == [(["pristine"], ["pristine", "written-by-a-test"])] * 3
-    assert sorted(int(writer) for _, _, writer in uses) == sorted(user.pid for user in users)   # nobody else's
+    assert sorted(int(writer) for _, _, writer in uses) == sorted(user.pid for user in users)  # nobody else's

@@ -12,6 +12,7 @@ One exporter serves two users:
 A cell is exported when its first line is ``#| export``; ``#| default_exp
 core.optimizers`` names the target module. Solution markers are dropped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,14 +53,13 @@ def target_module(nb) -> str:
     for cell in nb.cells:
         for line in _lines(cell) if cell.cell_type == "code" else ():
             if line.startswith(DEFAULT_EXP):
-                return line[len(DEFAULT_EXP):].strip()
+                return line[len(DEFAULT_EXP) :].strip()
     raise ExportRefused("the notebook has no '#| default_exp <module>' line: nothing says where to export")
 
 
 def export_cells(nb) -> list:
     """The code cells whose first line is ``#| export``."""
-    return [c for c in nb.cells
-            if c.cell_type == "code" and _lines(c) and _lines(c)[0].strip() == EXPORT]
+    return [c for c in nb.cells if c.cell_type == "code" and _lines(c) and _lines(c)[0].strip() == EXPORT]
 
 
 def without_markers(source: str) -> str:
@@ -88,8 +88,10 @@ def module_text(nb, header: str) -> str:
 
 
 def generated_header(source: str) -> str:
-    return (f"{GENERATED_PREFIX}{source.removeprefix('src/')} by `make generate`.\n"
-            "# Edit that file and regenerate; a test fails when this file drifts from it.")
+    return (
+        f"{GENERATED_PREFIX}{source.removeprefix('src/')} by `make generate`.\n"
+        "# Edit that file and regenerate; a test fails when this file drifts from it."
+    )
 
 
 def package_path(module: str, package_root: Path) -> Path:
@@ -109,15 +111,20 @@ def export_student_notebook(notebook: str | Path, package_root: Path | None = No
         package_root = Path(__file__).resolve().parent
     target = package_path(target_module(nb), package_root)
     if any(marker in cell.source for cell in export_cells(nb) for marker in SOLUTION_MARKERS):
-        return (f"Not exporting: {notebook.name} is the instructor's notebook (it holds solution regions); "
-                "`make generate` builds the reference into content/m07_optimizers/solution/, students export their own.")
+        return (
+            f"Not exporting: {notebook.name} is the instructor's notebook (it holds solution regions); "
+            "`make generate` builds the reference into content/m07_optimizers/solution/, students export their own."
+        )
     missing = unfinished(export_cells(nb))
     if missing:
         raise ExportRefused(
             f"Not exporting {notebook.name}: {', '.join(missing)} still raise NotImplementedError. "
-            "Finish those exercises (their tests should pass), then export again.")
-    header = (f"# Exported from your notebook {notebook.name} by `python -m tinytorch.export`.\n"
-              "# Re-export after changing the notebook; edits made here are overwritten.")
+            "Finish those exercises (their tests should pass), then export again."
+        )
+    header = (
+        f"# Exported from your notebook {notebook.name} by `python -m tinytorch.export`.\n"
+        "# Re-export after changing the notebook; edits made here are overwritten."
+    )
     target.write_text(module_text(nb, header))
     return f"Exported {len(export_cells(nb))} cells to {target}"
 

@@ -3,6 +3,7 @@
 ``python -m venv VENV``; ``pip install -r binder/requirements.txt``; then ``binder/postBuild``
 with VENV first on PATH. Used by ``make student-dist ... --binder-venv`` and the journey tests.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,17 @@ def build_binder_venv(repo: Path, venv: Path, python: str | None = None, timeout
     start = time.monotonic()
     _run([python or sys.executable, "-m", "venv", venv], timeout=timeout)
     env = binder_env(venv)
-    _run([venv / "bin" / "python", "-m", "pip", "install", "--no-input", "-r", repo / "binder" / "requirements.txt"],
-         cwd=repo, env=env, timeout=timeout)
+    _run(
+        [venv / "bin" / "python", "-m", "pip", "install", "--no-input", "-r", repo / "binder" / "requirements.txt"],
+        cwd=repo,
+        env=env,
+        timeout=timeout,
+    )
     installed = time.monotonic()
     post_build = _run(["bash", repo / "binder" / "postBuild"], cwd=repo, env=env, timeout=timeout)
     done = time.monotonic()
-    return {"requirements": installed - start, "postBuild": done - installed,
-            "postBuild_output": post_build.stdout + post_build.stderr}
+    return {
+        "requirements": installed - start,
+        "postBuild": done - installed,
+        "postBuild_output": post_build.stdout + post_build.stderr,
+    }

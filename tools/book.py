@@ -12,6 +12,7 @@ Two jobs, kept out of conf.py so tests can import them without Sphinx:
   classic scripts (mermaid's UMD build, MathJax's es5 bundle), so the page also
   renders opened from disk (``file://``), where ES-module imports are blocked.
 """
+
 from __future__ import annotations
 
 import json

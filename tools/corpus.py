@@ -19,6 +19,7 @@ with ``%%writefile``/``%%file``. Both run only sandboxed (``sandboxed_only``).
 the Adam slugs AdamW's table must mark as inherited, ``given`` {given cell id: lines
 appended to it} and ``after`` {grade id: [(code, nbgrader metadata)] inserted after it}.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -132,14 +133,24 @@ class SGD(Optimizer):
                 raise ValueError("state shape does not match")
         self.momentum_buffers = [None if v is None else {SET} for v in state]
 '''
-NAN_TRAP_SGD = ("if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1:\n"
-                "            raise ValueError('lr, momentum or weight_decay out of range')")
-SGD_A_OK = {"CHECK": "check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay)",
-            "UPDATE": "p.data -= {LR} * g", "LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
-            "DECAY": "g = g + self.weight_decay * p.data", "ZEROS": "np.zeros_like(p.data)", "VEL": "g",
-            "DIR": "g = self.momentum_buffers[i]", "AFTER": "pass", "LR": "self.lr",
-            "GET": "[None if v is None else v.copy() for v in self.momentum_buffers]",
-            "SET": "np.array(v, dtype=np.float32)"}
+NAN_TRAP_SGD = (
+    "if lr < 0 or weight_decay < 0 or not 0 <= momentum < 1:\n"
+    "            raise ValueError('lr, momentum or weight_decay out of range')"
+)
+SGD_A_OK = {
+    "CHECK": "check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay)",
+    "UPDATE": "p.data -= {LR} * g",
+    "LR_CACHE": "pass",
+    "NONE": "if p.grad is None:\n                continue",
+    "DECAY": "g = g + self.weight_decay * p.data",
+    "ZEROS": "np.zeros_like(p.data)",
+    "VEL": "g",
+    "DIR": "g = self.momentum_buffers[i]",
+    "AFTER": "pass",
+    "LR": "self.lr",
+    "GET": "[None if v is None else v.copy() for v in self.momentum_buffers]",
+    "SET": "np.array(v, dtype=np.float32)",
+}
 SGD_A_BUGS = {
     "momentum-dampening": {"VEL": "(1 - self.momentum) * g"},
     "nesterov": {"DIR": "g = g + self.momentum * self.momentum_buffers[i]"},
@@ -147,7 +158,7 @@ SGD_A_BUGS = {
     "weight-decay-after-momentum": {"DECAY": "pass", "AFTER": "g = g + self.weight_decay * p.data"},
     "gradient-mutated": {"DECAY": "g += self.weight_decay * p.data"},
     "none-grad-not-skipped": {"NONE": "if p.grad is None:\n                p.grad = np.zeros_like(p.data)"},
-    "state-aliasing": {"SET": "np.asarray(v)"},            # keeps the caller's arrays
+    "state-aliasing": {"SET": "np.asarray(v)"},  # keeps the caller's arrays
     "lr-cached": {"LR_CACHE": "self.base_lr = lr", "LR": "self.base_lr"},
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape)"},
     "nan-accepted": {"CHECK": NAN_TRAP_SGD},
@@ -198,23 +209,31 @@ class SGD(Optimizer):
             raise ValueError("momentum state does not fit these parameters")
         self.momentum_buffers = [v if v is None else {SET} for v, p in zip(state, self.params)]
 '''
-SGD_B_OK = {"CHECK": "validate(lr=lr, momentum=momentum, weight_decay=weight_decay)", "LR_CACHE": "pass", "NONE": "if p.grad is None:\n                continue",
-            "DECAY": "if self.weight_decay:\n                g = g + self.weight_decay * p.data",
-            "ZEROS": "np.zeros(p.data.shape, dtype=p.data.dtype)", "VEL": "v += g", "DIR": "g = v",
-            "AFTER": "pass", "UPDATE": "np.subtract(p.data, self.lr * g, out=p.data)",
-            "SET": "np.asarray(v, dtype=p.data.dtype).copy()",
-            "GET": "[v if v is None else np.copy(v) for v in self.momentum_buffers]"}
+SGD_B_OK = {
+    "CHECK": "validate(lr=lr, momentum=momentum, weight_decay=weight_decay)",
+    "LR_CACHE": "pass",
+    "NONE": "if p.grad is None:\n                continue",
+    "DECAY": "if self.weight_decay:\n                g = g + self.weight_decay * p.data",
+    "ZEROS": "np.zeros(p.data.shape, dtype=p.data.dtype)",
+    "VEL": "v += g",
+    "DIR": "g = v",
+    "AFTER": "pass",
+    "UPDATE": "np.subtract(p.data, self.lr * g, out=p.data)",
+    "SET": "np.asarray(v, dtype=p.data.dtype).copy()",
+    "GET": "[v if v is None else np.copy(v) for v in self.momentum_buffers]",
+}
 SGD_B_BUGS = {
     "momentum-dampening": {"VEL": "v += (1 - self.momentum) * g"},
     "nesterov": {"DIR": "g = g + self.momentum * v"},
     "weight-decay-ignored": {"DECAY": "pass"},
-    "weight-decay-after-momentum": {"DECAY": "pass",
-                                    "AFTER": "if self.weight_decay:\n                g = g + self.weight_decay * p.data"},
+    "weight-decay-after-momentum": {
+        "DECAY": "pass",
+        "AFTER": "if self.weight_decay:\n                g = g + self.weight_decay * p.data",
+    },
     "gradient-mutated": {"DECAY": "if self.weight_decay:\n                g += self.weight_decay * p.data"},
-    "none-grad-not-skipped": {"NONE": "pass"},                                    # crashes on None
-    "state-aliasing": {"GET": "list(self.momentum_buffers)"},   # hands out the live, in-place-updated arrays
-    "lr-cached": {"LR_CACHE": "self.step_size = lr",
-                  "UPDATE": "np.subtract(p.data, self.step_size * g, out=p.data)"},
+    "none-grad-not-skipped": {"NONE": "pass"},  # crashes on None
+    "state-aliasing": {"GET": "list(self.momentum_buffers)"},  # hands out the live, in-place-updated arrays
+    "lr-cached": {"LR_CACHE": "self.step_size = lr", "UPDATE": "np.subtract(p.data, self.step_size * g, out=p.data)"},
     # float64 velocity, and the out-of-place update then turns the float32 parameter into float64
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape)", "UPDATE": "p.data = p.data - self.lr * g"},
     "nan-accepted": {"CHECK": NAN_TRAP_SGD},
@@ -257,16 +276,28 @@ class Adam(Optimizer):
             v_hat = self.v_buffers[i] / {C2}
             self.apply_update(p.data, {U})
 '''
-NAN_TRAP_ADAM = ("if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):\n"
-                 "            raise ValueError('lr, betas, eps or weight_decay out of range')")
-ADAM_A_OK = {"CHECK": "check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)",
-             "LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = betas",
-             "ADJ": "if self.weight_decay:\n            return grad + self.weight_decay * weights\n        return grad",
-             "LR": "self.lr", "APPLY": "pass", "COUNT": "self.step_count += 1", "COUNT_P": "pass",
-             "NONE": "if p.grad is None:\n                continue", "ZEROS": "np.zeros_like(p.data)",
-             "M_NEW": "(1 - self.beta1) * g", "V_NEW": "(1 - self.beta2) * g * g", "T": "self.step_count",
-             "C1": "(1 - self.beta1 ** t)", "C2": "(1 - self.beta2 ** t)",
-             "U": "m_hat / (np.sqrt(v_hat) + self.eps)"}
+NAN_TRAP_ADAM = (
+    "if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):\n"
+    "            raise ValueError('lr, betas, eps or weight_decay out of range')"
+)
+ADAM_A_OK = {
+    "CHECK": "check_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)",
+    "LR_CACHE": "pass",
+    "BETAS": "self.beta1, self.beta2 = betas",
+    "ADJ": "if self.weight_decay:\n            return grad + self.weight_decay * weights\n        return grad",
+    "LR": "self.lr",
+    "APPLY": "pass",
+    "COUNT": "self.step_count += 1",
+    "COUNT_P": "pass",
+    "NONE": "if p.grad is None:\n                continue",
+    "ZEROS": "np.zeros_like(p.data)",
+    "M_NEW": "(1 - self.beta1) * g",
+    "V_NEW": "(1 - self.beta2) * g * g",
+    "T": "self.step_count",
+    "C1": "(1 - self.beta1 ** t)",
+    "C2": "(1 - self.beta2 ** t)",
+    "U": "m_hat / (np.sqrt(v_hat) + self.eps)",
+}
 ADAM_A_BUGS = {
     "no-bias-correction": {"C1": "1", "C2": "1"},
     "step-count-off-by-one": {"T": "self.step_count + 1"},
@@ -276,8 +307,9 @@ ADAM_A_BUGS = {
     "betas-swapped": {"BETAS": "self.beta2, self.beta1 = betas"},
     "decoupled-decay-in-adam": {"ADJ": "return grad", "APPLY": "weights *= 1 - self.lr * self.weight_decay"},
     "weight-decay-ignored": {"ADJ": "return grad"},
-    "gradient-mutated": {"ADJ": "if self.weight_decay:\n            grad += self.weight_decay * weights\n"
-                                "        return grad"},
+    "gradient-mutated": {
+        "ADJ": "if self.weight_decay:\n            grad += self.weight_decay * weights\n        return grad"
+    },
     "none-grad-not-skipped": {"NONE": "if p.grad is None:\n                p.grad = np.zeros_like(p.data)"},
     "lr-cached": {"LR_CACHE": "self.initial_lr = lr", "LR": "self.initial_lr"},
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape, dtype=np.float64)"},
@@ -323,38 +355,52 @@ def adam_direction(m, v, t, beta1, beta2, eps):
     v_hat = v / {C2}
     return {U}
 '''
-ADAM_B_OK = {"CHECK": "validate(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)",
-             "LR_CACHE": "pass", "BETAS": "self.beta1, self.beta2 = float(betas[0]), float(betas[1])",
-             "ADJ": "return grad + self.weight_decay * weights if self.weight_decay else grad",
-             "APPLY": "np.subtract(weights, self.lr * update, out=weights)",
-             "COUNT": "self.step_count += 1", "T": "self.step_count",
-             "NONE": "if p.grad is None:\n                continue",
-             "ZEROS": "np.zeros_like(p.data), np.zeros_like(p.data)",
-             "M_NEW": "(1 - self.beta1) * g", "V_NEW": "(1 - self.beta2) * np.square(g)",
-             "C1": "(1 - beta1 ** t)", "C2": "(1 - beta2 ** t)", "U": "m_hat / (np.sqrt(v_hat) + eps)"}
+ADAM_B_OK = {
+    "CHECK": "validate(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)",
+    "LR_CACHE": "pass",
+    "BETAS": "self.beta1, self.beta2 = float(betas[0]), float(betas[1])",
+    "ADJ": "return grad + self.weight_decay * weights if self.weight_decay else grad",
+    "APPLY": "np.subtract(weights, self.lr * update, out=weights)",
+    "COUNT": "self.step_count += 1",
+    "T": "self.step_count",
+    "NONE": "if p.grad is None:\n                continue",
+    "ZEROS": "np.zeros_like(p.data), np.zeros_like(p.data)",
+    "M_NEW": "(1 - self.beta1) * g",
+    "V_NEW": "(1 - self.beta2) * np.square(g)",
+    "C1": "(1 - beta1 ** t)",
+    "C2": "(1 - beta2 ** t)",
+    "U": "m_hat / (np.sqrt(v_hat) + eps)",
+}
 ADAM_B_BUGS = {
     "no-bias-correction": {"C1": "1.0", "C2": "1.0"},
     "step-count-off-by-one": {"T": "self.step_count - 1"},
     "eps-inside-sqrt": {"U": "m_hat / np.sqrt(v_hat + eps)"},
     "missing-one-minus-beta": {"V_NEW": "np.square(g)"},
     "betas-swapped": {"BETAS": "self.beta2, self.beta1 = float(betas[0]), float(betas[1])"},
-    "decoupled-decay-in-adam": {"ADJ": "return grad",
-                                "APPLY": "weights *= 1 - self.lr * self.weight_decay\n"
-                                         "        np.subtract(weights, self.lr * update, out=weights)"},
+    "decoupled-decay-in-adam": {
+        "ADJ": "return grad",
+        "APPLY": "weights *= 1 - self.lr * self.weight_decay\n"
+        "        np.subtract(weights, self.lr * update, out=weights)",
+    },
     "weight-decay-ignored": {"ADJ": "return grad"},
-    "gradient-mutated": {"ADJ": "if self.weight_decay:\n            np.add(grad, self.weight_decay * weights, out=grad)\n"
-                                "        return grad"},
-    "none-grad-not-skipped": {"NONE": "pass"},                                    # crashes on None
-    "lr-cached": {"LR_CACHE": "self._step_size = lr",
-                  "APPLY": "np.subtract(weights, self._step_size * update, out=weights)"},
+    "gradient-mutated": {
+        "ADJ": "if self.weight_decay:\n            np.add(grad, self.weight_decay * weights, out=grad)\n"
+        "        return grad"
+    },
+    "none-grad-not-skipped": {"NONE": "pass"},  # crashes on None
+    "lr-cached": {
+        "LR_CACHE": "self._step_size = lr",
+        "APPLY": "np.subtract(weights, self._step_size * update, out=weights)",
+    },
     # float64 moments; the out-of-place update then turns the float32 parameters into float64
     "state-dtype": {"ZEROS": "np.zeros(p.data.shape), np.zeros(p.data.shape)"},
     "nan-accepted": {"CHECK": NAN_TRAP_ADAM},
 }
 # Style b's state-dtype bug also "matches dtypes" before the update, so the parameters become float64.
-STATE_DTYPE_B_STEP = ("            self.apply_update(p.data, adam_direction(",
-                      "            p.data = p.data.astype(m.dtype)\n"
-                      "            self.apply_update(p.data, adam_direction(")
+STATE_DTYPE_B_STEP = (
+    "            self.apply_update(p.data, adam_direction(",
+    "            p.data = p.data.astype(m.dtype)\n            self.apply_update(p.data, adam_direction(",
+)
 
 ADAMW_A = '''
 class AdamW(Adam):
@@ -399,8 +445,12 @@ class AdamW(Adam):
             {SHRINK}
             p.data -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 '''
-ADAMW_OWN_OK = {"COUNT": "self.step_count += 1", "COUNT_P": "pass", "COUPLED": "pass",
-                "SHRINK": "p.data *= 1 - self.lr * self.weight_decay"}
+ADAMW_OWN_OK = {
+    "COUNT": "self.step_count += 1",
+    "COUNT_P": "pass",
+    "COUPLED": "pass",
+    "SHRINK": "p.data *= 1 - self.lr * self.weight_decay",
+}
 ADAMW_OWN_BUGS = {
     "coupled-decay": {"COUPLED": "g = g + self.weight_decay * p.data", "SHRINK": "pass"},
     "decay-missing-lr": {"SHRINK": "p.data *= 1 - self.weight_decay"},
@@ -419,22 +469,27 @@ def fill(template: str, ok: dict, change: dict = None) -> str:
 @dataclass
 class Entry:
     name: str
-    cells: dict                         # grade id -> code
+    cells: dict  # grade id -> code
     added: list = field(default_factory=list)
-    bugs: dict = field(default_factory=dict)        # component -> slugs that must cost it points
-    inherited: tuple = ()                           # Adam slugs AdamW's table marks as inherited
-    given: dict = field(default_factory=dict)       # given cell id -> lines the student appended to it
-    after: dict = field(default_factory=dict)       # grade id -> [(code, nbgrader metadata)] inserted after it
-    scores: dict = field(default_factory=dict)      # component -> exact score, for faults no slug names
-    sandboxed_only: bool = False                    # hangs, exits, files: only a sandboxed probe runs it
+    bugs: dict = field(default_factory=dict)  # component -> slugs that must cost it points
+    inherited: tuple = ()  # Adam slugs AdamW's table marks as inherited
+    given: dict = field(default_factory=dict)  # given cell id -> lines the student appended to it
+    after: dict = field(default_factory=dict)  # grade id -> [(code, nbgrader metadata)] inserted after it
+    scores: dict = field(default_factory=dict)  # component -> exact score, for faults no slug names
+    sandboxed_only: bool = False  # hangs, exits, files: only a sandboxed probe runs it
 
 
 def style_a(opt=None, sgd=None, adam=None, adamw=None, adamw_own=False, adamw_own_bug=None) -> tuple:
-    cells = {"optimizer": fill(OPTIMIZER_A, {"ZERO": ZERO_OK}, {"ZERO": ZERO_BUG} if opt else None),
-             "sgd": fill(SGD_A, SGD_A_OK, SGD_A_BUGS.get(sgd)),
-             "adam": fill(ADAM_A, ADAM_A_OK, ADAM_A_BUGS.get(adam)),
-             "adamw": (fill(ADAMW_OWN, ADAMW_OWN_OK, ADAMW_OWN_BUGS.get(adamw_own_bug)) if adamw_own
-                       else fill(ADAMW_A, ADAMW_A_OK, ADAMW_A_BUGS.get(adamw)))}
+    cells = {
+        "optimizer": fill(OPTIMIZER_A, {"ZERO": ZERO_OK}, {"ZERO": ZERO_BUG} if opt else None),
+        "sgd": fill(SGD_A, SGD_A_OK, SGD_A_BUGS.get(sgd)),
+        "adam": fill(ADAM_A, ADAM_A_OK, ADAM_A_BUGS.get(adam)),
+        "adamw": (
+            fill(ADAMW_OWN, ADAMW_OWN_OK, ADAMW_OWN_BUGS.get(adamw_own_bug))
+            if adamw_own
+            else fill(ADAMW_A, ADAMW_A_OK, ADAMW_A_BUGS.get(adamw))
+        ),
+    }
     return cells, []
 
 
@@ -444,21 +499,28 @@ def style_b(opt=None, sgd=None, adam=None, adamw=None, adamw_own=False, adamw_ow
     adam_code = fill(ADAM_B, ADAM_B_OK, adam_change)
     if adam == "state-dtype":
         adam_code = adam_code.replace(*STATE_DTYPE_B_STEP)
-    cells = {"optimizer": fill(OPTIMIZER_B, {}),
-             "sgd": fill(SGD_B, SGD_B_OK, SGD_B_BUGS.get(sgd)),
-             "adam": adam_code,
-             "adamw": (fill(ADAMW_OWN, ADAMW_OWN_OK, ADAMW_OWN_BUGS.get(adamw_own_bug)) if adamw_own
-                       else fill(ADAMW_A, ADAMW_A_OK, ADAMW_A_BUGS.get(adamw)))}
+    cells = {
+        "optimizer": fill(OPTIMIZER_B, {}),
+        "sgd": fill(SGD_B, SGD_B_OK, SGD_B_BUGS.get(sgd)),
+        "adam": adam_code,
+        "adamw": (
+            fill(ADAMW_OWN, ADAMW_OWN_OK, ADAMW_OWN_BUGS.get(adamw_own_bug))
+            if adamw_own
+            else fill(ADAMW_A, ADAMW_A_OK, ADAMW_A_BUGS.get(adamw))
+        ),
+    }
     added = [fill(HELPERS_B, {"ZERO_B": ZERO_B_BUG if opt else ZERO_B_OK}), helper]
     return cells, added
 
 
 def magics(cells: dict) -> dict:
     """IPython syntax students leave in exercise cells: line magics, shell lines, help, a timed cell."""
-    return {"optimizer": "%config InlineBackend.figure_format = 'retina'\n" + cells["optimizer"],
-            "sgd": "%%time\n" + cells["sgd"],
-            "adam": "!pip install --quiet numpy\nnp.zeros?\n" + cells["adam"],
-            "adamw": "%matplotlib inline\n" + cells["adamw"] + "%time AdamW\n"}
+    return {
+        "optimizer": "%config InlineBackend.figure_format = 'retina'\n" + cells["optimizer"],
+        "sgd": "%%time\n" + cells["sgd"],
+        "adam": "!pip install --quiet numpy\nnp.zeros?\n" + cells["adam"],
+        "adamw": "%matplotlib inline\n" + cells["adamw"] + "%time AdamW\n",
+    }
 
 
 MAGIC_ADDED = "%%capture captured\nimport math\nprint('setup')\n"
@@ -468,9 +530,17 @@ NOT_A_GRADE_CELL = ("class SGD:\n    pass\n", {"grade_id": "sgd"})
 
 
 # Adam slugs whose code AdamW runs too (it inherits Adam's step()); the others live in methods AdamW overrides.
-INHERITED_BY_ADAMW = {"no-bias-correction", "step-count-off-by-one", "step-count-per-param", "eps-inside-sqrt",
-                      "missing-one-minus-beta", "betas-swapped", "none-grad-not-skipped", "state-dtype",
-                      "nan-accepted"}
+INHERITED_BY_ADAMW = {
+    "no-bias-correction",
+    "step-count-off-by-one",
+    "step-count-per-param",
+    "eps-inside-sqrt",
+    "missing-one-minus-beta",
+    "betas-swapped",
+    "none-grad-not-skipped",
+    "state-dtype",
+    "nan-accepted",
+}
 
 
 def entries() -> list:
@@ -479,9 +549,9 @@ def entries() -> list:
         out.append(Entry(f"correct-{style}", *make()))
         out.append(Entry(f"correct-{style}-own-adamw", *make(adamw_own=True)))
         out.append(Entry(f"bug-{style}-zero-grad", *make(opt=True), bugs={"Optimizer": {"zero-grad"}}))
-        for slug in (SGD_A_BUGS if style == "a" else SGD_B_BUGS):
+        for slug in SGD_A_BUGS if style == "a" else SGD_B_BUGS:
             out.append(Entry(f"bug-{style}-sgd-{slug}", *make(sgd=slug), bugs={"SGD": {slug}}))
-        for slug in (ADAM_A_BUGS if style == "a" else ADAM_B_BUGS):
+        for slug in ADAM_A_BUGS if style == "a" else ADAM_B_BUGS:
             bugs = {"Adam": {slug}}
             inherited = ()
             # AdamW's table pays for Adam's bug where AdamW runs that code: step() always; lr in style a
@@ -493,31 +563,61 @@ def entries() -> list:
         for slug in ADAMW_A_BUGS:
             out.append(Entry(f"bug-{style}-adamw-{slug}", *make(adamw=slug), bugs={"AdamW": {slug}}))
         for slug in ADAMW_OWN_BUGS:
-            out.append(Entry(f"bug-{style}-own-adamw-{slug}", *make(adamw_own=True, adamw_own_bug=slug),
-                             bugs={"AdamW": {slug}}))
+            out.append(
+                Entry(
+                    f"bug-{style}-own-adamw-{slug}", *make(adamw_own=True, adamw_own_bug=slug), bugs={"AdamW": {slug}}
+                )
+            )
     # two bugs in one component, in both styles
     for style, make in (("a", style_a), ("b", style_b)):
         cells, added = make(adam="eps-inside-sqrt")
         lr_cached = (ADAM_A_BUGS if style == "a" else ADAM_B_BUGS)["lr-cached"]
-        both = fill(ADAM_A if style == "a" else ADAM_B, ADAM_A_OK if style == "a" else ADAM_B_OK,
-                    {**(ADAM_A_BUGS if style == "a" else ADAM_B_BUGS)["eps-inside-sqrt"], **lr_cached})
+        both = fill(
+            ADAM_A if style == "a" else ADAM_B,
+            ADAM_A_OK if style == "a" else ADAM_B_OK,
+            {**(ADAM_A_BUGS if style == "a" else ADAM_B_BUGS)["eps-inside-sqrt"], **lr_cached},
+        )
         cells = dict(cells, adam=both)
-        out.append(Entry(f"bug-{style}-adam-eps-inside-sqrt+lr-cached", cells, added,
-                         bugs={"Adam": {"eps-inside-sqrt", "lr-cached"}, "AdamW": {"eps-inside-sqrt"}},
-                         inherited=("eps-inside-sqrt",)))
+        out.append(
+            Entry(
+                f"bug-{style}-adam-eps-inside-sqrt+lr-cached",
+                cells,
+                added,
+                bugs={"Adam": {"eps-inside-sqrt", "lr-cached"}, "AdamW": {"eps-inside-sqrt"}},
+                inherited=("eps-inside-sqrt",),
+            )
+        )
     # the textbook out-of-place update: right values, but an np.float64 lr turns the parameters float64
     cells, added = style_a()
-    out.append(Entry("bug-a-sgd-dtype-promoted", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DTYPE_PROMOTED_A)), added,
-                     bugs={"SGD": {"state-dtype"}}))
+    out.append(
+        Entry(
+            "bug-a-sgd-dtype-promoted",
+            dict(cells, sgd=fill(SGD_A, SGD_A_OK, DTYPE_PROMOTED_A)),
+            added,
+            bugs={"SGD": {"state-dtype"}},
+        )
+    )
     # IPython syntax, imports added to a given cell, a stray grade id: correct code keeps every point
     cells, added = style_a()
     out.append(Entry("correct-magic", magics(cells), [MAGIC_ADDED]))
     cells, added = style_a(adam="eps-inside-sqrt")
-    out.append(Entry("bug-magic-adam-eps-inside-sqrt", magics(cells), [MAGIC_ADDED],
-                     bugs={"Adam": {"eps-inside-sqrt"}, "AdamW": {"eps-inside-sqrt"}}, inherited=("eps-inside-sqrt",)))
+    out.append(
+        Entry(
+            "bug-magic-adam-eps-inside-sqrt",
+            magics(cells),
+            [MAGIC_ADDED],
+            bugs={"Adam": {"eps-inside-sqrt"}, "AdamW": {"eps-inside-sqrt"}},
+            inherited=("eps-inside-sqrt",),
+        )
+    )
     cells, added = style_a()
-    out.append(Entry("correct-edited-given-imports", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)),
-                     given={GIVEN_IMPORTS: "import copy\n"}))
+    out.append(
+        Entry(
+            "correct-edited-given-imports",
+            dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)),
+            given={GIVEN_IMPORTS: "import copy\n"},
+        )
+    )
     out.append(Entry("correct-added-import", dict(cells, sgd=fill(SGD_A, SGD_A_OK, DEEPCOPY_GET)), ["import copy\n"]))
     out.append(Entry("correct-stray-grade-id", cells, after={"sgd": [NOT_A_GRADE_CELL]}))
     from autograder.judge.checks import catalog
@@ -525,15 +625,17 @@ def entries() -> list:
     return out + fault_entries({c.id: c.points for c in catalog()}) + helper_file_entries()
 
 
-GIVEN_IMPORTS = "cell-02"      # the notebook's given import cell (``#| export`` imports)
+GIVEN_IMPORTS = "cell-02"  # the notebook's given import cell (``#| export`` imports)
 
 # -- faults that kill or stop the probe process, and helpers the kernel made files of -------------
 
 # A fault as the statement(s) that replace a method's first line, at indentation {i}: the probe
 # process hangs, exits, or fills its address space (``np.empty`` reserves without touching memory).
-FAULTS = {"hang": "while True:\n{i}    pass\n{i}",
-          "exit": "import os\n{i}os._exit(3)\n{i}",
-          "memory": "hog = []\n{i}while True:\n{i}    hog.append(np.empty(10**8))\n{i}"}
+FAULTS = {
+    "hang": "while True:\n{i}    pass\n{i}",
+    "exit": "import os\n{i}os._exit(3)\n{i}",
+    "memory": "hog = []\n{i}while True:\n{i}    hog.append(np.empty(10**8))\n{i}",
+}
 # Where each component's fault goes in style a (AdamW in its own-step style): a method that one
 # scored check calls, and what that check is worth. Adam and AdamW fault only on a None gradient.
 FAULT_SITES = {
@@ -561,13 +663,29 @@ def fault_entries(points: dict) -> list:
     for component, (_, _, _, check) in FAULT_SITES.items():
         for fault in FAULTS:
             cells, added = style_a(adamw_own=True)
-            out.append(Entry(f"fault-{fault}-{component.lower()}", with_fault(cells, component, fault), added,
-                             scores=dict(full, **{component: full[component] - points[check]}),
-                             sandboxed_only=True))
+            out.append(
+                Entry(
+                    f"fault-{fault}-{component.lower()}",
+                    with_fault(cells, component, fault),
+                    added,
+                    scores=dict(full, **{component: full[component] - points[check]}),
+                    sandboxed_only=True,
+                )
+            )
     cells, added = style_a()
-    out.append(Entry("fault-hang-adam-inherited", with_fault(cells, "Adam", "hang"), added,
-                     scores=dict(full, Adam=full["Adam"] - points["adam-none-grad-untouched"],
-                                 AdamW=full["AdamW"] - points["adamw-defaults-rules"]), sandboxed_only=True))
+    out.append(
+        Entry(
+            "fault-hang-adam-inherited",
+            with_fault(cells, "Adam", "hang"),
+            added,
+            scores=dict(
+                full,
+                Adam=full["Adam"] - points["adam-none-grad-untouched"],
+                AdamW=full["AdamW"] - points["adamw-defaults-rules"],
+            ),
+            sandboxed_only=True,
+        )
+    )
     return out
 
 
@@ -582,13 +700,24 @@ def helper_file_entries() -> list:
     run_adam = "%run adam_math.py\n" + fill(ADAM_A, ADAM_A_OK, ADAM_WITH_HELPER)
     first, second = ADAM_MATH.split("    return")
     return [
-        Entry("correct-writefile-helper", dict(cells, adam=adam), ["%%writefile adam_math.py\n" + ADAM_MATH],
-              sandboxed_only=True),
-        Entry("correct-file-append-helper", dict(cells, adam=adam),
-              ["%%file adam_math.py\n" + first, "%%file -a adam_math.py\n    return" + second],
-              sandboxed_only=True),
-        Entry("correct-run-helper", dict(cells, adam=run_adam), ["%%writefile adam_math.py\n" + ADAM_MATH],
-              sandboxed_only=True),
+        Entry(
+            "correct-writefile-helper",
+            dict(cells, adam=adam),
+            ["%%writefile adam_math.py\n" + ADAM_MATH],
+            sandboxed_only=True,
+        ),
+        Entry(
+            "correct-file-append-helper",
+            dict(cells, adam=adam),
+            ["%%file adam_math.py\n" + first, "%%file -a adam_math.py\n    return" + second],
+            sandboxed_only=True,
+        ),
+        Entry(
+            "correct-run-helper",
+            dict(cells, adam=run_adam),
+            ["%%writefile adam_math.py\n" + ADAM_MATH],
+            sandboxed_only=True,
+        ),
     ]
 
 

@@ -13,6 +13,7 @@ moved out of ``DIR/submitted/`` (``expected.json`` marks them) and the rest is g
 explicit, announced ``AUTOGRADER_SANDBOX=off``, so a newcomer's first run works and runs no
 hostile code. ``AUTOGRADER_SANDBOX=required`` keeps its meaning: no sandbox, no demo.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,16 +24,18 @@ import sys
 from pathlib import Path
 
 from autograder import sandbox
-from autograder.__main__ import main as grade_main, table
-from autograder.course import DEFAULT_COURSE as ROOT, assignment, course_config
+from autograder.__main__ import main as grade_main
+from autograder.__main__ import table
 from autograder.batch.grade import max_scores, quiet
+from autograder.course import DEFAULT_COURSE as ROOT
+from autograder.course import assignment, course_config
 
 WORK = assignment(ROOT)  # the repository's assignment, graded in the demo course
 ASSIGNMENT, NOTEBOOK, SOURCE = WORK.name, WORK.notebook, WORK.source
 
 # Settings that point nbgrader at the instructor's own gradebook and exchange, not the demo's.
 INSTRUCTOR_SETTINGS = ("AUTOGRADER_DB_URL", "NBGRADER_EXCHANGE_ROOT", "AUTOGRADER_COURSE_ROOT")
-NOT_GRADED = "attacks-not-graded"     # where attacks wait when there is no sandbox to grade them in
+NOT_GRADED = "attacks-not-graded"  # where attacks wait when there is no sandbox to grade them in
 
 
 class NotASampleClass(SystemExit):
@@ -40,20 +43,26 @@ class NotASampleClass(SystemExit):
 
 
 def benign_only(problem: str, skipped: int, graded: int) -> str:
-    return (f"demo: bubblewrap is not usable here ({problem}), so this demo grades only the {graded} "
-            f"sample notebooks that are not attacks (skipping {skipped}), WITHOUT the sandbox "
-            "(AUTOGRADER_SANDBOX=off). For the full demo, attacks included, graded in the sandbox: "
-            "install bubblewrap (apt-get install bubblewrap) and run `make demo` again.")
+    return (
+        f"demo: bubblewrap is not usable here ({problem}), so this demo grades only the {graded} "
+        f"sample notebooks that are not attacks (skipping {skipped}), WITHOUT the sandbox "
+        "(AUTOGRADER_SANDBOX=off). For the full demo, attacks included, graded in the sandbox: "
+        "install bubblewrap (apt-get install bubblewrap) and run `make demo` again."
+    )
 
 
 def check_sample_class(course: Path) -> dict:
     """The class's ``expected.json``; refuses the repository itself and any folder without one."""
     if course.resolve() == ROOT.resolve():
-        raise NotASampleClass(f"demo: {course} is the instructor's course; the demo grades the sample class "
-                              "in a course of its own: `make demo` (or python -m tools.sample_class demo first)")
+        raise NotASampleClass(
+            f"demo: {course} is the instructor's course; the demo grades the sample class "
+            "in a course of its own: `make demo` (or python -m tools.sample_class demo first)"
+        )
     if not (course / "expected.json").is_file():
-        raise NotASampleClass(f"demo: {course} holds no expected.json, so it is not a sample class; "
-                              f"write one with `python -m tools.sample_class {course}` (or run `make demo`)")
+        raise NotASampleClass(
+            f"demo: {course} holds no expected.json, so it is not a sample class; "
+            f"write one with `python -m tools.sample_class {course}` (or run `make demo`)"
+        )
     return json.loads((course / "expected.json").read_text())
 
 
@@ -61,7 +70,7 @@ def set_attacks_aside(course: Path, expected: dict) -> tuple:
     """Move the attack cases out of ``submitted/`` (inside the demo course); return (kept, moved) counts."""
     moved = 0
     for folder in sorted((course / "submitted").iterdir()):
-        if expected.get(folder.name, {}).get("attack", True):      # unknown cases count as attacks
+        if expected.get(folder.name, {}).get("attack", True):  # unknown cases count as attacks
             (course / NOT_GRADED).mkdir(exist_ok=True)
             shutil.move(str(folder), course / NOT_GRADED / folder.name)
             moved += 1
@@ -75,7 +84,9 @@ def record_assignment(api, course: Path) -> None:
     with quiet():
         result = api.generate_assignment(ASSIGNMENT, force=True)
     if not result["success"]:
-        raise RuntimeError(f"demo: could not record {ASSIGNMENT} in {course}: {result.get('error') or result['log'][-2000:]}")
+        raise RuntimeError(
+            f"demo: could not record {ASSIGNMENT} in {course}: {result.get('error') or result['log'][-2000:]}"
+        )
 
 
 def entries(course: Path, db_url: str) -> list:
@@ -85,10 +96,17 @@ def entries(course: Path, db_url: str) -> list:
     top = sum(max_scores(WORK).values())
     out = []
     for s in collect(course, db_url, ASSIGNMENT):
-        out.append({"submission": str(course / "submitted" / s.name / ASSIGNMENT / f"{NOTEBOOK}.ipynb"),
-                    "score": s.score or 0.0, "max_score": s.max_score or top, "error": s.error,
-                    "components": {c: {"score": v} for c, v in s.components.items()},
-                    "tests": [{"diagnosis": d} for _, _, d in s.tests], "written_max_score": s.max_written_score or 0})
+        out.append(
+            {
+                "submission": str(course / "submitted" / s.name / ASSIGNMENT / f"{NOTEBOOK}.ipynb"),
+                "score": s.score or 0.0,
+                "max_score": s.max_score or top,
+                "error": s.error,
+                "components": {c: {"score": v} for c, v in s.components.items()},
+                "tests": [{"diagnosis": d} for _, _, d in s.tests],
+                "written_max_score": s.max_written_score or 0,
+            }
+        )
     return out
 
 

@@ -8,6 +8,7 @@
 * ``tinytorch/core/optimizers.py``: what a student starts from, placeholders that say the
   notebook's export cell has not run yet.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,15 @@ from pathlib import Path
 
 import nbformat
 
-from tinytorch.export import (cell_code, export_cells, generated_header, module_text, package_path, read_notebook,
-                              target_module)
+from tinytorch.export import (
+    cell_code,
+    export_cells,
+    generated_header,
+    module_text,
+    package_path,
+    read_notebook,
+    target_module,
+)
 from tools.templates import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +74,9 @@ def starter_module(student_nb) -> tuple:
             elif isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
                 functions.append(node.name)
     module = target_module(student_nb)
-    text = render("student_module.py.j2", module=module, notebook=STUDENT.as_posix(),
-                  classes=classes, functions=functions)
+    text = render(
+        "student_module.py.j2", module=module, notebook=STUDENT.as_posix(), classes=classes, functions=functions
+    )
     return package_path(module, Path("tinytorch")), text
 
 
@@ -127,16 +136,20 @@ def outputs(db_url: str | None = None) -> dict:
 
 def drifted(root: Path = ROOT) -> list:
     """Generated files whose committed text differs from a fresh generation."""
-    return [str(path) for path, text in outputs().items()
-            if not (root / path).exists() or (root / path).read_text() != text]
+    return [
+        str(path) for path, text in outputs().items() if not (root / path).exists() or (root / path).read_text() != text
+    ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report drift instead of writing")
-    parser.add_argument("--gradebook", action="store_true",
-                        help="also record the assignment in the course gradebook, for `nbgrader autograde` "
-                             "(use this instead of `nbgrader generate_assignment`)")
+    parser.add_argument(
+        "--gradebook",
+        action="store_true",
+        help="also record the assignment in the course gradebook, for `nbgrader autograde` "
+        "(use this instead of `nbgrader generate_assignment`)",
+    )
     args = parser.parse_args(argv)
     if args.check:
         stale = drifted()

@@ -5,6 +5,7 @@ use: the formgrader, course list, create-assignment panel, assignment list and t
 Nbgrader menu. This undoes exactly what is switched off there, read from the venv's
 own configuration, so the list of tools lives in one place (binder/postBuild).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,11 @@ JUPYTER = str(Path(sys.executable).parent / "jupyter")
 def switched_off() -> tuple[list, list]:
     """(lab plugins, server extensions) of nbgrader that this venv has switched off."""
     page = json.loads(PAGE_CONFIG.read_text()) if PAGE_CONFIG.exists() else {}
-    plugins = sorted(name for name, off in page.get("disabledExtensions", {}).items()
-                     if off and name.startswith("@jupyter/nbgrader:"))
+    plugins = sorted(
+        name
+        for name, off in page.get("disabledExtensions", {}).items()
+        if off and name.startswith("@jupyter/nbgrader:")
+    )
     server = ExtensionConfigManager(read_config_path=jupyter_config_path()).get_jpserver_extensions()
     extensions = sorted(name for name, on in server.items() if name.startswith("nbgrader.") and not on)
     return plugins, extensions
@@ -40,9 +44,11 @@ def main() -> int:
     if any(left):
         print(f"error: still switched off: {left}", file=sys.stderr)
         return 1
-    print(f"instructor JupyterLab: {len(plugins)} nbgrader plugins and {len(extensions)} server extensions "
-          "switched back on (formgrader, create assignment, course list); `make env` does not undo this, "
-          "`bash binder/postBuild` does")
+    print(
+        f"instructor JupyterLab: {len(plugins)} nbgrader plugins and {len(extensions)} server extensions "
+        "switched back on (formgrader, create assignment, course list); `make env` does not undo this, "
+        "`bash binder/postBuild` does"
+    )
     return 0
 
 

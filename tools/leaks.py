@@ -27,6 +27,7 @@ and, for JSON such as notebooks, every JSON string decoded, so escaping cannot h
 line), when it is byte-identical to a secret file, when it holds sampled 32-byte chunks
 of binary reference data, or when it holds an nbgrader region marker line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,8 +45,10 @@ INSTRUCTOR_NB = Path("source/07_optimizers/optimizers.ipynb")
 # Under autograder/ but written for students: the release ships it.
 SHIPPED = (Path("content/m07_optimizers/MISCONCEPTIONS.md"),)
 MIN_CHARS = 12
-REGIONS = {"### BEGIN SOLUTION": ("### END SOLUTION", "solution"),
-           "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test")}
+REGIONS = {
+    "### BEGIN SOLUTION": ("### END SOLUTION", "solution"),
+    "### BEGIN HIDDEN TESTS": ("### END HIDDEN TESTS", "hidden test"),
+}
 MARKERS = frozenset(REGIONS) | {end for end, _ in REGIONS.values()}
 SKIP_PARTS = {".git", "__pycache__", ".ipynb_checkpoints"}
 
@@ -86,8 +89,7 @@ def public_text(root: Path = ROOT) -> str:
     for cell in read_notebook(src).cells:
         public += split_regions(_strip_lines(cell.source), str(src))[1]
     lines = set(public)
-    published = [*files(root / "tinytorch"), *files(root / "binder"), root / "environment.yml",
-                 root / "pyproject.toml"]
+    published = [*files(root / "tinytorch"), *files(root / "binder"), root / "environment.yml", root / "pyproject.toml"]
     for path in published:
         if path.suffix != ".pyc":
             lines.update(_strip_lines(path.read_text()))
@@ -95,8 +97,9 @@ def public_text(root: Path = ROOT) -> str:
 
 
 def _distinctive(lines, public: str) -> list:
-    return sorted({line for line in lines
-                   if len(line) >= MIN_CHARS and re.search(r"[A-Za-z0-9]", line) and line not in public})
+    return sorted(
+        {line for line in lines if len(line) >= MIN_CHARS and re.search(r"[A-Za-z0-9]", line) and line not in public}
+    )
 
 
 def secret_material(root: Path = ROOT) -> dict:
@@ -104,13 +107,16 @@ def secret_material(root: Path = ROOT) -> dict:
     root = Path(root)
     public = public_text(root)
     regions, _ = split_regions(_strip_lines((root / SRC).read_text()), str(SRC))
-    secrets = {kind: {"lines": _distinctive(lines, public), "hashes": {}, "chunks": []}
-               for kind, lines in regions.items()}
+    secrets = {
+        kind: {"lines": _distinctive(lines, public), "hashes": {}, "chunks": []} for kind, lines in regions.items()
+    }
     instructor = root / INSTRUCTOR_NB
     cells = nbformat.read(instructor, as_version=4).cells
     secrets["instructor notebook"] = {
         "lines": _distinctive((line for c in cells for line in _strip_lines(c.source)), public),
-        "hashes": {hashlib.sha256(instructor.read_bytes()).hexdigest(): INSTRUCTOR_NB}, "chunks": []}
+        "hashes": {hashlib.sha256(instructor.read_bytes()).hexdigest(): INSTRUCTOR_NB},
+        "chunks": [],
+    }
     data = {"lines": [], "hashes": {}, "chunks": []}
     for path in [*files(root / "autograder"), *files(root / "content")]:
         rel = path.relative_to(root)
@@ -122,7 +128,7 @@ def secret_material(root: Path = ROOT) -> dict:
             data["lines"] += _distinctive(_strip_lines(raw.decode("utf-8")), public)
         except UnicodeDecodeError:  # binary reference data: sample its payload
             step = max(32, len(raw) // 16)
-            data["chunks"] += [(raw[i:i + 32], rel) for i in range(len(raw) // 4, len(raw) - 32, step)][:8]
+            data["chunks"] += [(raw[i : i + 32], rel) for i in range(len(raw) // 4, len(raw) - 32, step)][:8]
     data["lines"] = sorted(set(data["lines"]))
     secrets["reference data"] = data
     return secrets
@@ -174,4 +180,5 @@ def scan(top: Path, secrets: dict | None = None) -> list:
 
 def report(leaks: list, limit: int = 40) -> str:
     return f"{len(leaks)} pieces of instructor-only material:\n" + "\n".join(
-        f"  {rel}: {kind}: {evidence}" for rel, kind, evidence in leaks[:limit])
+        f"  {rel}: {kind}: {evidence}" for rel, kind, evidence in leaks[:limit]
+    )

@@ -1,4 +1,5 @@
 """A throwaway PostgreSQL server from Debian's package, on loopback only (tests and the soak bench)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +10,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None) if Path("/usr/lib/postgresql").exists() else None
+PG_BIN = (
+    next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+    if Path("/usr/lib/postgresql").exists()
+    else None
+)
 
 
 def _free_port() -> int:
@@ -35,22 +40,40 @@ def throwaway_postgres(database: str = "gradebook"):
         shutil.chown(base, "postgres")
         shutil.chown(sockets, "postgres")
     port = _free_port()
-    subprocess.run([*as_user, str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "grader"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(PG_BIN / "initdb"), "-D", str(data), "--auth=trust", "-U", "grader"],
+        check=True,
+        capture_output=True,
+    )
     try:  # an interruption while the server starts still stops it
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                *as_user,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(data / "log"),
+                "-o",
+                f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield create_database(f"postgresql+psycopg2://grader@127.0.0.1:{port}/postgres", database)
     finally:
-        subprocess.run([*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
 def create_database(server_url: str, name: str) -> str:
     """A new empty database on the server of ``server_url``; its URL."""
     host, port = server_url.rsplit("@", 1)[1].split("/")[0].split(":")
-    subprocess.run([str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "grader", name], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [str(PG_BIN / "createdb"), "-h", host, "-p", port, "-U", "grader", name], check=True, capture_output=True
+    )
     return server_url.rsplit("/", 1)[0] + f"/{name}"

@@ -3,6 +3,7 @@
 Run in a fresh process, as a grading process grades one notebook: the first call pays for
 loading the reference data and the catalog; the second shows the probes alone.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,8 +27,10 @@ def main() -> int:
         results = hidden.run_hidden_checks(nb, nb)
         timings.append(time.perf_counter() - start)
     lost = [r.id for rs in results.values() for r in rs if r.score < r.max_score]
-    print(f"import {imported:.2f} s | first call {timings[0]:.2f} s | second call (probes, judging) {timings[1]:.2f} s"
-          + (f" | FAILED {lost}" if lost else ""))
+    print(
+        f"import {imported:.2f} s | first call {timings[0]:.2f} s | second call (probes, judging) {timings[1]:.2f} s"
+        + (f" | FAILED {lost}" if lost else "")
+    )
     return 1 if lost else 0
 
 

@@ -9,6 +9,7 @@ Building also proves the catalog is usable: every misconception must miss the
 reference by far more than float32 rounding on at least one of its component's
 checks, or the build fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,7 +76,7 @@ def build_by_component() -> dict:
             data[component][f"R|{key}"] = value
             reference[key] = value
     for n, variant in enumerate(variants):
-        with np.errstate(divide="ignore", invalid="ignore"):    # step-count-off-by-one divides by zero on purpose
+        with np.errstate(divide="ignore", invalid="ignore"):  # step-count-off-by-one divides by zero on purpose
             flat = run_module(apply(text, variant), variant.component, f"variant {variant.slug}")
         if not variant.accepted:
             _require_distinct(variant, flat, reference)
@@ -96,14 +97,18 @@ def build_by_component() -> dict:
 
 def _require_signature(variant, flat: dict, component: str) -> None:
     if variant.slug not in fired(flat, component, MODULE):
-        raise RuntimeError(f"misconception {variant.slug!r} ({variant.edits[0][2]!r}...): its signature in "
-                           "the content's signatures.py does not fire on its own variant: fix the predicate")
+        raise RuntimeError(
+            f"misconception {variant.slug!r} ({variant.edits[0][2]!r}...): its signature in "
+            "the content's signatures.py does not fire on its own variant: fix the predicate"
+        )
 
 
 def _require_silent(flat: dict, component: str, name: str) -> None:
     if fired(flat, component, MODULE):
-        raise RuntimeError(f"{name} fires the signature(s) {sorted(fired(flat, component, MODULE))} on {component}: "
-                           "a predicate in the content's signatures.py would blame correct code")
+        raise RuntimeError(
+            f"{name} fires the signature(s) {sorted(fired(flat, component, MODULE))} on {component}: "
+            "a predicate in the content's signatures.py would blame correct code"
+        )
 
 
 def _require_distinct(variant, flat: dict, reference: dict) -> None:
@@ -111,8 +116,10 @@ def _require_distinct(variant, flat: dict, reference: dict) -> None:
         got, expected = observations_of(flat, check.id), observations_of(reference, check.id)
         if first_divergence(got, expected, slack=DISTINCT) is not None:
             return
-    raise RuntimeError(f"misconception {variant.slug!r} ({variant.edits[0][2]!r}...) is indistinguishable from "
-                       f"the reference on every {variant.component} check: strengthen a scenario in the content's catalog.py")
+    raise RuntimeError(
+        f"misconception {variant.slug!r} ({variant.edits[0][2]!r}...) is indistinguishable from "
+        f"the reference on every {variant.component} check: strengthen a scenario in the content's catalog.py"
+    )
 
 
 def save(by_component: dict) -> None:
@@ -123,8 +130,11 @@ def save(by_component: dict) -> None:
 
 def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
-        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and
-        (np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f")) for k in a)
+        a[k].dtype == b[k].dtype
+        and a[k].shape == b[k].shape
+        and (np.array_equal(a[k], b[k], equal_nan=a[k].dtype.kind == "f"))
+        for k in a
+    )
 
 
 def main(argv=None) -> int:
@@ -132,20 +142,28 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if the stored data differs from a rebuild")
     args = parser.parse_args(argv)
     data = build_by_component()
-    stale = [c for c, flat in data.items()
-             if not path_of(c).exists() or path_of(c).read_text(encoding="utf-8") != render(flat)]
+    stale = [
+        c
+        for c, flat in data.items()
+        if not path_of(c).exists() or path_of(c).read_text(encoding="utf-8") != render(flat)
+    ]
     if args.check:
         if stale:
-            print(f"drift: {', '.join(str(path_of(c).relative_to(ROOT)) for c in stale)} differ(s) from what src/ "
-                  "produces; run `make reference`", file=sys.stderr)
+            print(
+                f"drift: {', '.join(str(path_of(c).relative_to(ROOT)) for c in stale)} differ(s) from what src/ "
+                "produces; run `make reference`",
+                file=sys.stderr,
+            )
             return 1
         return 0
     if not stale:
         print(f"{DATA.relative_to(ROOT)} is up to date")
         return 0
     save({c: data[c] for c in stale})
-    print(f"wrote {', '.join(str(path_of(c).relative_to(ROOT)) for c in stale)}: "
-          f"{sum(len(f) for f in data.values())} observations, {len(MODULE.VARIANTS)} variants")
+    print(
+        f"wrote {', '.join(str(path_of(c).relative_to(ROOT)) for c in stale)}: "
+        f"{sum(len(f) for f in data.values())} observations, {len(MODULE.VARIANTS)} variants"
+    )
     return 0
 
 

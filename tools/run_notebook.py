@@ -2,6 +2,7 @@
 
 ``python -m tools.run_notebook NB [--out OUT]``: exit 1 on the first cell error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,13 @@ def run(path: Path, timeout: int = 300):
     # rather than unencrypted TCP on loopback (which ipykernel rightly warns about).
     with tempfile.TemporaryDirectory(prefix="run-notebook-") as sockets:
         ipc = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=ipc,
-                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            config=ipc,
+            resources={"metadata": {"path": str(Path(path).parent)}},
+        ).execute()
     return nb, time.perf_counter() - start
 
 

@@ -8,6 +8,7 @@ and diagnoses. Cases: correct alternatives, one per catalogued misconception, ho
 Each entry of ``expected.json`` says whether it is an ``attack``: those may only be graded
 in the sandbox (``make demo`` leaves them out when bubblewrap is missing).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,20 +19,20 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.judge.checks import judge_component
 from autograder.arrival.notebook import grade_id
+from autograder.judge.checks import judge_component
 from content.m07_optimizers import COMPONENTS
 from content.m07_optimizers.misconceptions import VARIANTS, apply
+from tinytorch.export import without_markers
 
 from .reference import load, run_cells
-from tinytorch.export import without_markers
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT = ROOT / "modules" / "07_optimizers" / "optimizers.ipynb"
 SOURCE = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 CELL = {"Optimizer": "optimizer", "SGD": "sgd", "Adam": "adam", "AdamW": "adamw"}
-ATTACK_PREFIX = "hostile-"    # every case named so is an attack on the grader
-NETWORK_PORT = 47807        # the end-to-end test listens here; a connection means the sandbox leaked
+ATTACK_PREFIX = "hostile-"  # every case named so is an attack on the grader
+NETWORK_PORT = 47807  # the end-to-end test listens here; a connection means the sandbox leaked
 
 # -- snippets: edits of the reference cells -----------------------------------------------------
 
@@ -70,7 +71,7 @@ def _method_body(code: str, cls: str, method: str) -> str:
     start = code.index(f"def {method}(", code.index(f"class {cls}"))
     doc_end = code.index('"""', code.index('"""', start) + 3) + 4
     nxt = code.find("\n    def ", doc_end)
-    return code[doc_end:nxt + 1 if nxt != -1 else len(code)]
+    return code[doc_end : nxt + 1 if nxt != -1 else len(code)]
 
 
 def replace_body(code: str, cls: str, method: str, body: str) -> str:
@@ -90,11 +91,13 @@ ATTACKS = {
         "import numpy.testing\n"
         "numpy.testing.assert_allclose = lambda *a, **k: None\n"
         "np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True\n"
-        "np.isclose = lambda *a, **k: True\n"),
+        "np.isclose = lambda *a, **k: True\n"
+    ),
     "hostile-silenced-tracebacks": (
         "import sys\ntry:\n    ip = get_ipython()\n    ip.showtraceback = lambda *a, **k: None\n"
         "    ip._showtraceback = lambda *a, **k: None\n    ip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
-        "except NameError:\n    pass\nsys.excepthook = lambda *a: None\nsys.stderr = open('/dev/null', 'w')\n"),
+        "except NameError:\n    pass\nsys.excepthook = lambda *a: None\nsys.stderr = open('/dev/null', 'w')\n"
+    ),
 }
 
 
@@ -182,19 +185,33 @@ def cases(root: Path = ROOT) -> list:
     """
     out = [
         ("correct-reference", {}, None, {}),
-        ("correct-naive-allocating", {"sgd": lambda c: replace_body(c, "SGD", "step", NAIVE_SGD_STEP),
-                                      "adam": lambda c: replace_body(c, "Adam", "step", NAIVE_ADAM_STEP)},
-         None, {}),
+        (
+            "correct-naive-allocating",
+            {
+                "sgd": lambda c: replace_body(c, "SGD", "step", NAIVE_SGD_STEP),
+                "adam": lambda c: replace_body(c, "Adam", "step", NAIVE_ADAM_STEP),
+            },
+            None,
+            {},
+        ),
         ("correct-pytorch-adamw-order", {"adamw": lambda c: apply(c, VARIANTS[-1])}, None, {}),
-        ("correct-noisy-stderr", {"sgd": lambda c: prepend_to_body(c, "SGD", "step", NOISY),
-                                  "adam": lambda c: prepend_to_body(c, "Adam", "step", NOISY)}, {}, {}),
+        (
+            "correct-noisy-stderr",
+            {
+                "sgd": lambda c: prepend_to_body(c, "SGD", "step", NOISY),
+                "adam": lambda c: prepend_to_body(c, "Adam", "step", NOISY),
+            },
+            {},
+            {},
+        ),
     ]
     seen = set()
     for variant in VARIANTS:
         if not variant.accepted and variant.slug not in seen:
             seen.add(variant.slug)
-            out.append((f"bug-{variant.slug}",
-                        {CELL[variant.component]: (lambda v: lambda c: apply(c, v))(variant)}, None, {}))
+            out.append(
+                (f"bug-{variant.slug}", {CELL[variant.component]: (lambda v: lambda c: apply(c, v))(variant)}, None, {})
+            )
 
     def attack(cls: str, text: str, method: str = "step") -> dict:
         return {CELL[cls]: lambda c: prepend_to_body(c, cls, method, text)}
@@ -203,26 +220,57 @@ def cases(root: Path = ROOT) -> list:
         return {CELL[cls]: lambda c: replace_body(c, cls, "step", "        self.step_count += 1\n")}
 
     out += [
-        ("hostile-patched-asserts",
-         {"sgd": lambda c: ATTACKS["hostile-patched-asserts"] + broken("SGD")["sgd"](c)}, broken("SGD"), {}),
-        ("hostile-silenced-tracebacks",
-         {"adam": lambda c: ATTACKS["hostile-silenced-tracebacks"] + broken("Adam")["adam"](c)}, broken("Adam"), {}),
-        ("hostile-frame-peek", {"sgd": lambda c: replace_body(c, "SGD", "step", FRAME_PEEK)},
-         {"sgd": lambda c: replace_body(c, "SGD", "step", "        return None\n")}, {}),
+        (
+            "hostile-patched-asserts",
+            {"sgd": lambda c: ATTACKS["hostile-patched-asserts"] + broken("SGD")["sgd"](c)},
+            broken("SGD"),
+            {},
+        ),
+        (
+            "hostile-silenced-tracebacks",
+            {"adam": lambda c: ATTACKS["hostile-silenced-tracebacks"] + broken("Adam")["adam"](c)},
+            broken("Adam"),
+            {},
+        ),
+        (
+            "hostile-frame-peek",
+            {"sgd": lambda c: replace_body(c, "SGD", "step", FRAME_PEEK)},
+            {"sgd": lambda c: replace_body(c, "SGD", "step", "        return None\n")},
+            {},
+        ),
         ("hostile-read-course-files", attack("SGD", _read_attack(root)), {}, {}),
         ("hostile-write-gradebook", attack("SGD", _write_attack(root)), {}, {}),
-        ("hostile-os-exit-adamw", attack("AdamW", "        import os\n        os._exit(0)\n", "apply_update"),
-         {}, {"AdamW": never_steps("AdamW")}),
-        ("hostile-infinite-loop-sgd", attack("SGD", "        while True:\n            try:\n                pass\n"
-                                                    "            except BaseException:\n                pass\n"),
-         {}, {"SGD": never_steps("SGD")}),
-        ("hostile-huge-allocation", attack("Adam", "        self._hog = bytearray(6 * 1024**3)\n"),
-         attack("Adam", "        raise MemoryError()\n"), {}),
+        (
+            "hostile-os-exit-adamw",
+            attack("AdamW", "        import os\n        os._exit(0)\n", "apply_update"),
+            {},
+            {"AdamW": never_steps("AdamW")},
+        ),
+        (
+            "hostile-infinite-loop-sgd",
+            attack(
+                "SGD",
+                "        while True:\n            try:\n                pass\n"
+                "            except BaseException:\n                pass\n",
+            ),
+            {},
+            {"SGD": never_steps("SGD")},
+        ),
+        (
+            "hostile-huge-allocation",
+            attack("Adam", "        self._hog = bytearray(6 * 1024**3)\n"),
+            attack("Adam", "        raise MemoryError()\n"),
+            {},
+        ),
         ("hostile-output-flood", attack("SGD", FLOOD), {}, {}),
         ("hostile-background-process", attack("SGD", BACKGROUND), {}, {}),
         ("hostile-network", attack("SGD", NETWORK_ATTACK), {}, {}),
-        ("hostile-sys-exit", attack("SGD", "        import sys\n        sys.exit(0)\n"),
-         attack("SGD", "        raise SystemExit(0)\n"), {}),
+        (
+            "hostile-sys-exit",
+            attack("SGD", "        import sys\n        sys.exit(0)\n"),
+            attack("SGD", "        raise SystemExit(0)\n"),
+            {},
+        ),
     ]
     out += probe_output_cases(root)
     return out
@@ -254,9 +302,11 @@ HIDING_DICT = """    @property
         return {"params": self.params, "momentum_buffers": self.momentum_buffers}
 
 """
-CACHED_ARRAYS = ("        self.betas = np.asarray(betas)                # 16 bytes of hyperparameters\n"
-                 "        self._lr_array = np.array([lr])               # a cached scalar array\n"
-                 "        self._t = np.zeros(())                        # a 0-d counter\n")
+CACHED_ARRAYS = (
+    "        self.betas = np.asarray(betas)                # 16 bytes of hyperparameters\n"
+    "        self._lr_array = np.array([lr])               # a cached scalar array\n"
+    "        self._t = np.zeros(())                        # a 0-d counter\n"
+)
 FORGE_RESULTS = """
 import atexit as _atexit, os as _os
 
@@ -292,13 +342,25 @@ def _forging(body: str) -> dict:
 
 def probe_output_cases(root: Path = ROOT) -> list:
     """Cases for the probe's output and structure; the forgeries cost SGD its points, nothing else."""
-    lying = {"sgd": lambda c: c.replace("class SGD(Optimizer):", LIAR + "class SGD(Optimizer):", 1)
-             .replace("self.momentum_buffers[i] = np.zeros_like(param.data)",
-                      "self.momentum_buffers[i] = Float32Looking(param.data.shape, dtype=np.float64)\n"
-                      "                self.momentum_buffers[i].fill(0)", 1)
-             .replace("    def has_momentum(self)", HIDING_DICT + "    def has_momentum(self)", 1)}
-    cached = {"adam": lambda c: c.replace("        self.weight_decay = weight_decay\n",
-                                          "        self.weight_decay = weight_decay\n" + CACHED_ARRAYS, 1)}
+    lying = {
+        "sgd": lambda c: (
+            c.replace("class SGD(Optimizer):", LIAR + "class SGD(Optimizer):", 1)
+            .replace(
+                "self.momentum_buffers[i] = np.zeros_like(param.data)",
+                "self.momentum_buffers[i] = Float32Looking(param.data.shape, dtype=np.float64)\n"
+                "                self.momentum_buffers[i].fill(0)",
+                1,
+            )
+            .replace("    def has_momentum(self)", HIDING_DICT + "    def has_momentum(self)", 1)
+        )
+    }
+    cached = {
+        "adam": lambda c: c.replace(
+            "        self.weight_decay = weight_decay\n",
+            "        self.weight_decay = weight_decay\n" + CACHED_ARRAYS,
+            1,
+        )
+    }
     host_file = f"    _os.remove('out.json')\n    _os.symlink({str(root / 'source/07_optimizers/optimizers.ipynb')!r}, 'out.json')\n"
     labels = '    _os.replace("out.json", "out.json.real")\n' + FORGED_LABELS
     return [
@@ -331,8 +393,10 @@ def expected_scores(nb, source_nb) -> dict:
     scores = {}
     for component in COMPONENTS:
         results = judge_component(component, run_cells(cells, component), ref)
-        scores[component] = {"score": float(sum(r.score for r in results)),
-                             "diagnoses": sorted({r.diagnosis for r in results if r.diagnosis})}
+        scores[component] = {
+            "score": float(sum(r.score for r in results)),
+            "diagnoses": sorted({r.diagnosis for r in results if r.diagnosis}),
+        }
     return scores
 
 
@@ -361,7 +425,7 @@ def write(dest: Path, root: Path = ROOT) -> dict:
         _path(dest, name).parent.mkdir(parents=True, exist_ok=True)
         _path(dest, name).write_bytes(raw)
         expected[name] = {"components": {c: {"score": 0.0, "diagnoses": []} for c in COMPONENTS}, "error": True}
-    for name, case in expected.items():      # one rule for every block above: the demo reads it
+    for name, case in expected.items():  # one rule for every block above: the demo reads it
         case["attack"] = is_attack(name)
     (dest / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     return expected
@@ -395,8 +459,11 @@ def _structure_attacks(dest: Path, student, source) -> dict:
     deleted.cells = [c for c in deleted.cells if grade_id(c) != "test_optimizer"]
     judged = expected_scores(base, source)
     out = {}
-    for name, nb in (("hostile-raised-points", raised), ("hostile-changed-grade-ids", renamed),
-                     ("hostile-deleted-test-cell", deleted)):
+    for name, nb in (
+        ("hostile-raised-points", raised),
+        ("hostile-changed-grade-ids", renamed),
+        ("hostile-deleted-test-cell", deleted),
+    ):
         _save(dest, name, nb)
         out[name] = {"components": judged, "error": False}
     return out
@@ -425,19 +492,27 @@ def _corpus_styles(dest: Path, student, source) -> dict:
         entry = by_name[entry_name]
         nb = notebook(entry, student, source)
         _save(dest, name, nb)
-        out[name] = {"components": expected_scores(nb, source), "error": False,
-                     "bugs": {c: sorted(s) for c, s in entry.bugs.items()}, "inherited": list(entry.inherited)}
+        out[name] = {
+            "components": expected_scores(nb, source),
+            "error": False,
+            "bugs": {c: sorted(s) for c, s in entry.bugs.items()},
+            "inherited": list(entry.inherited),
+        }
     return out
 
 
 def not_a_demo_folder(dest: Path) -> str | None:
     """Why ``dest`` must not receive the sample class (an instructor's course), or None."""
     if dest.resolve() == ROOT.resolve():
-        return (f"{dest} is the repository, the instructor's course: its submitted/ holds real submissions. "
-                "Write the sample class to a folder of its own: `make sample-class` writes demo/")
+        return (
+            f"{dest} is the repository, the instructor's course: its submitted/ holds real submissions. "
+            "Write the sample class to a folder of its own: `make sample-class` writes demo/"
+        )
     if (dest / "submitted").exists() and not (dest / "expected.json").exists():
-        return (f"{dest}/submitted/ exists and is not a sample class (no expected.json): it may hold real "
-                "submissions. Choose an empty folder")
+        return (
+            f"{dest}/submitted/ exists and is not a sample class (no expected.json): it may hold real "
+            "submissions. Choose an empty folder"
+        )
     return None
 
 

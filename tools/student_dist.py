@@ -10,6 +10,7 @@ content/m07_optimizers/solution/), the notebook is nbgrader's release (modules/,
 README.md and .gitignore come from tools/templates/, pyproject.toml is written with
 tomli-w. The result is scanned by tools/leaks.py before the command reports success.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,33 +74,44 @@ def student_pyproject(instructor: dict) -> str:
     def for_students(requirements):
         return [r for r in requirements if canonicalize_name(Requirement(r).name) not in NOT_FOR_STUDENTS]
 
-    return tomli_w.dumps({
-        "build-system": instructor["build-system"],
-        "project": {
-            "name": "tinytorch-student",
-            "version": project["version"],
-            "description": "TinyTorch module 07 (student copy): build SGD, Adam and AdamW yourself.",
-            "readme": "README.md",
-            "requires-python": project["requires-python"],
-            **({"license": project["license"]} if "license" in project else {}),
-            "dependencies": for_students(project.get("dependencies", [])),
-            # JupyterLab with Jupytext and nbgrader's Validate button: the same tools as Binder.
-            "optional-dependencies": {"course": for_students(project["optional-dependencies"]["course"])},
+    return tomli_w.dumps(
+        {
+            "build-system": instructor["build-system"],
+            "project": {
+                "name": "tinytorch-student",
+                "version": project["version"],
+                "description": "TinyTorch module 07 (student copy): build SGD, Adam and AdamW yourself.",
+                "readme": "README.md",
+                "requires-python": project["requires-python"],
+                **({"license": project["license"]} if "license" in project else {}),
+                "dependencies": for_students(project.get("dependencies", [])),
+                # JupyterLab with Jupytext and nbgrader's Validate button: the same tools as Binder.
+                "optional-dependencies": {"course": for_students(project["optional-dependencies"]["course"])},
+            },
+            "tool": {"setuptools": {"packages": {"find": {"include": ["tinytorch*"]}}}},
         },
-        "tool": {"setuptools": {"packages": {"find": {"include": ["tinytorch*"]}}}},
-    }, multiline_strings=False)
+        multiline_strings=False,
+    )
 
 
 def rendered(root: Path = ROOT) -> dict:
     """Relative path -> text of the files written from templates."""
     nb = nbformat.read(root / STUDENT, as_version=4)
     module = target_module(nb)
-    exercises = [name for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
-                 for name in re.findall(r"^class\s+(\w+)", c.source, re.MULTILINE)]
+    exercises = [
+        name
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("solution")
+        for name in re.findall(r"^class\s+(\w+)", c.source, re.MULTILINE)
+    ]
     return {
-        "README.md": render("README.md.j2", notebook=STUDENT.as_posix(), module=module,
-                            module_path=package_path(module, Path("tinytorch")).as_posix(),
-                            exercises=exercises),
+        "README.md": render(
+            "README.md.j2",
+            notebook=STUDENT.as_posix(),
+            module=module,
+            module_path=package_path(module, Path("tinytorch")).as_posix(),
+            exercises=exercises,
+        ),
         ".gitignore": render("gitignore.j2"),
         "pyproject.toml": student_pyproject(tomllib.loads((root / "pyproject.toml").read_text())),
     }
@@ -122,8 +134,10 @@ def _prepare(dest: Path, force: bool) -> None:
         raise DistError(f"{dest} exists and is not a directory")
     if dest.exists() and any(dest.iterdir()):
         if not force:
-            raise DistError(f"{dest} is not empty; pass --force (FORCE=1) to replace a previous student dist "
-                            f"(only {', '.join(MANAGED)} are replaced; .git is kept)")
+            raise DistError(
+                f"{dest} is not empty; pass --force (FORCE=1) to replace a previous student dist "
+                f"(only {', '.join(MANAGED)} are replaced; .git is kept)"
+            )
         if any((dest / name).exists() for name in INSTRUCTOR_ONLY):
             raise DistError(f"{dest} does not look like a student dist (it holds course files); not touching it")
         _remove_managed(dest)
@@ -157,17 +171,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dest", type=Path, help="directory of the student repository")
     parser.add_argument("--force", action="store_true", help="replace a previous student dist in DEST (keeps .git)")
-    parser.add_argument("--binder-venv", type=Path, metavar="VENV",
-                        help="then build a new venv VENV from DEST/binder as Binder would, and run postBuild")
+    parser.add_argument(
+        "--binder-venv",
+        type=Path,
+        metavar="VENV",
+        help="then build a new venv VENV from DEST/binder as Binder would, and run postBuild",
+    )
     args = parser.parse_args(argv)
     try:
         written = build(args.dest, force=args.force)
         print(f"wrote {len(written)} files to {args.dest}: a student repository without solutions")
         if args.binder_venv:
             times = build_binder_venv(args.dest, args.binder_venv)
-            print(f"built {args.binder_venv}: requirements {times['requirements']:.0f} s, "
-                  f"postBuild {times['postBuild']:.0f} s; try it with\n"
-                  f"  cd {args.dest} && {args.binder_venv.resolve()}/bin/jupyter lab")
+            print(
+                f"built {args.binder_venv}: requirements {times['requirements']:.0f} s, "
+                f"postBuild {times['postBuild']:.0f} s; try it with\n"
+                f"  cd {args.dest} && {args.binder_venv.resolve()}/bin/jupyter lab"
+            )
     except (DistError, BinderVenvError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

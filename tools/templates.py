@@ -1,4 +1,5 @@
 """Jinja2 templates of the files the release tooling writes (tools/templates/)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,13 @@ from pathlib import Path
 import jinja2
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
-                          keep_trailing_newline=True, trim_blocks=True, autoescape=False)
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    autoescape=False,
+)
 
 
 def render(name: str, **context) -> str:

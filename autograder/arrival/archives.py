@@ -6,6 +6,7 @@ written (a declared size can lie). Nothing is written outside the target folder:
 absolute names, ``..``, links and devices are refused, and every file is created
 with ``O_EXCL | O_NOFOLLOW`` relative to a folder we opened ourselves.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -27,11 +28,12 @@ MIB = 1 << 20
 @dataclass(frozen=True)
 class Caps:
     """Bounds for one top-level archive and everything nested in it."""
-    total_bytes: int = 256 * MIB      # written, all levels together
-    members: int = 10_000             # files and folders, all levels together
-    depth: int = 3                    # an LMS zip of per-student zips is depth 2
-    ratio: int = 200                  # uncompressed / compressed, per archive (deflate's maximum is ~1030)
-    ratio_floor: int = 4 * MIB        # below this an archive may compress as well as it likes
+
+    total_bytes: int = 256 * MIB  # written, all levels together
+    members: int = 10_000  # files and folders, all levels together
+    depth: int = 3  # an LMS zip of per-student zips is depth 2
+    ratio: int = 200  # uncompressed / compressed, per archive (deflate's maximum is ~1030)
+    ratio_floor: int = 4 * MIB  # below this an archive may compress as well as it likes
 
 
 def archive_stem(name: str, exts) -> str | None:
@@ -91,8 +93,9 @@ class _Writer:
                 self.written += len(chunk)
                 self.budget.charge(len(chunk))
                 if self.written > self.limit:
-                    raise Refused(f"{self.archive}: inflates to more than {self.caps.ratio}x its size "
-                                  "(compression-ratio cap)")
+                    raise Refused(
+                        f"{self.archive}: inflates to more than {self.caps.ratio}x its size (compression-ratio cap)"
+                    )
                 os.write(out, chunk)
         finally:
             os.close(out)
@@ -111,11 +114,14 @@ def _unzip(fileobj, writer: _Writer, caps: Caps) -> None:
             raise Refused(f"{writer.archive}: {len(infos)} members, over the member cap ({caps.members})")
         declared = sum(i.file_size for i in infos)
         if declared > writer.budget.bytes:
-            raise Refused(f"{writer.archive}: declares {declared} bytes, over the size cap "
-                          f"({caps.total_bytes} bytes for all archives together)")
+            raise Refused(
+                f"{writer.archive}: declares {declared} bytes, over the size cap "
+                f"({caps.total_bytes} bytes for all archives together)"
+            )
         if declared > writer.limit:
-            raise Refused(f"{writer.archive}: declares {declared} bytes, more than {caps.ratio}x its size "
-                          "(compression-ratio cap)")
+            raise Refused(
+                f"{writer.archive}: declares {declared} bytes, more than {caps.ratio}x its size (compression-ratio cap)"
+            )
         for info in infos:
             parts = member_parts(info.filename, writer.archive)
             if _is_link_zip(info):
@@ -140,9 +146,11 @@ class _Inflated(io.RawIOBase):
     def readinto(self, buffer) -> int:
         n = self.stream.readinto(buffer)
         self.read_bytes += n
-        if self.read_bytes > self.writer.limit + MIB:   # a MiB of tar headers and padding on top
-            raise Refused(f"{self.writer.archive}: inflates to more than {self.writer.caps.ratio}x its size "
-                          "(compression-ratio cap)")
+        if self.read_bytes > self.writer.limit + MIB:  # a MiB of tar headers and padding on top
+            raise Refused(
+                f"{self.writer.archive}: inflates to more than {self.writer.caps.ratio}x its size "
+                "(compression-ratio cap)"
+            )
         return n
 
 
@@ -162,7 +170,7 @@ def _decompressed(fileobj):
 def _untar(fileobj, writer: _Writer, caps: Caps) -> None:
     members = 0
     with tarfile.open(fileobj=_Inflated(_decompressed(fileobj), writer), mode="r|") as archive:
-        for member in archive:   # streamed: one header at a time
+        for member in archive:  # streamed: one header at a time
             members += 1
             if members > writer.budget.files:
                 raise Refused(f"{writer.archive}: more than {caps.members} members (member cap)")
@@ -171,15 +179,24 @@ def _untar(fileobj, writer: _Writer, caps: Caps) -> None:
                 os.close(writer.folder(parts))
             elif member.isreg():
                 if member.size > writer.budget.bytes:
-                    raise Refused(f"{writer.archive}: member {member.name[:120]!r} declares {member.size} "
-                                  f"bytes, over the size cap ({caps.total_bytes} bytes)")
+                    raise Refused(
+                        f"{writer.archive}: member {member.name[:120]!r} declares {member.size} "
+                        f"bytes, over the size cap ({caps.total_bytes} bytes)"
+                    )
                 writer.file(parts, archive.extractfile(member))
             else:
                 raise Refused(f"{writer.archive}: member {member.name[:120]!r} is a link or device")
 
 
-def extract_capped(archive: str, dest: str, exts, caps: Caps = Caps(), budget: Budget | None = None,
-                   depth: int = 1, refused=lambda message: None) -> None:
+def extract_capped(
+    archive: str,
+    dest: str,
+    exts,
+    caps: Caps = Caps(),
+    budget: Budget | None = None,
+    depth: int = 1,
+    refused=lambda message: None,
+) -> None:
     """Unpack ``archive`` into the new folder ``dest``; archives inside are unpacked beside themselves.
 
     Raises Refused (``dest`` removed) when ``archive`` breaks a cap. A nested archive that
@@ -197,7 +214,7 @@ def extract_capped(archive: str, dest: str, exts, caps: Caps = Caps(), budget: B
             with os.fdopen(fd, "rb", closefd=True) as stream:
                 fd = None
                 is_zip = zipfile.is_zipfile(stream)
-                stream.seek(0)   # is_zipfile read the end of the file
+                stream.seek(0)  # is_zipfile read the end of the file
                 (_unzip if is_zip else _untar)(stream, writer, caps)
         finally:
             os.close(root)
@@ -226,8 +243,9 @@ def _nested(folder: str, exts, caps: Caps, budget: Budget, depth: int, refused) 
             if stem is None or os.path.exists(os.path.join(here, stem)):
                 continue
             try:
-                extract_capped(os.path.join(here, name), os.path.join(here, stem), exts, caps, budget,
-                               depth + 1, refused)
+                extract_capped(
+                    os.path.join(here, name), os.path.join(here, stem), exts, caps, budget, depth + 1, refused
+                )
             except Refused as err:
                 if depth > 1 or budget.bytes < 0 or budget.files < 0:
                     raise

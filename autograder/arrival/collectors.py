@@ -10,6 +10,7 @@
 * ``RefuseForeignSubmission``: the first autograde preprocessor; a submission that
   arrived another way is judged by the same rules before any student code runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,16 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Int, Unicode
 
 from . import archives
-from .files import (Budget, Refused, copy_regular_file, copy_regular_tree, ignored, instructor_text,
-                      student_id_problem, tree_problem)
+from .files import (
+    Budget,
+    Refused,
+    copy_regular_file,
+    copy_regular_tree,
+    ignored,
+    instructor_text,
+    student_id_problem,
+    tree_problem,
+)
 from .notebook import instructor_content, source_size_problem
 
 MAX_SUBMISSION_FILES = 1000
@@ -42,8 +51,9 @@ class SafeExchangeCollect(ExchangeCollect):
         folder = os.path.join(self.inbound_path, record["filename"])
         problem = student_id_problem(record["username"]) or tree_problem(folder)
         if problem:
-            self.log.error("Refused inbound submission %r: %s. Nothing of it was collected.",
-                           record["filename"], problem)
+            self.log.error(
+                "Refused inbound submission %r: %s. Nothing of it was collected.", record["filename"], problem
+            )
         return problem is None
 
     def do_copy(self, src, dest, log=None):
@@ -54,19 +64,21 @@ class SafeExchangeCollect(ExchangeCollect):
 
         def skip(name, info):
             return ignored(name, info, course.ignore, course.include, course.max_file_size)
+
         try:
             copy_regular_tree(src, dest, budget, skip, dir_mode, file_mode)
         except Refused as err:
             shutil.rmtree(dest, ignore_errors=True)
             _remove_if_empty(os.path.dirname(dest))
-            self.log.error("Refused inbound submission %r: %s. Nothing of it was collected.",
-                           os.path.basename(src), err)
+            self.log.error(
+                "Refused inbound submission %r: %s. Nothing of it was collected.", os.path.basename(src), err
+            )
 
 
 def _remove_if_empty(folder: str) -> None:
     try:
         os.rmdir(folder)
-    except OSError:   # not empty: the student's other assignments
+    except OSError:  # not empty: the student's other assignments
         pass
 
 
@@ -99,8 +111,14 @@ class CappedExtractor(ExtractorPlugin):
             copy_regular_file(path, target, budget)
             return
         self.log.info("Extracting %s to %s", path, os.path.join(target, stem))
-        archives.extract_capped(path, os.path.join(target, stem), self.zip_ext, caps, budget,
-                                refused=lambda why: self.log.error("Refused %s", why))
+        archives.extract_capped(
+            path,
+            os.path.join(target, stem),
+            self.zip_ext,
+            caps,
+            budget,
+            refused=lambda why: self.log.error("Refused %s", why),
+        )
 
 
 class CheckedFileNameCollector(FileNameCollectorPlugin):
@@ -112,8 +130,11 @@ class CheckedFileNameCollector(FileNameCollectorPlugin):
             return info
         problem = student_id_problem(info.get("student_id"))
         file_id = info.get("file_id")
-        if problem is None and isinstance(file_id, str) and (
-                file_id.startswith("/") or {".", ".."} & set(file_id.split("/"))):
+        if (
+            problem is None
+            and isinstance(file_id, str)
+            and (file_id.startswith("/") or {".", ".."} & set(file_id.split("/")))
+        ):
             problem = f"file id {file_id[:80]!r} would be written outside the student's folder"
         if problem is None and not stat.S_ISREG(os.lstat(submitted_file).st_mode):
             problem = "it is not a regular file"
@@ -123,7 +144,7 @@ class CheckedFileNameCollector(FileNameCollectorPlugin):
         return info
 
 
-class RefuseForeignSubmission(NbGraderPreprocessor):   # enabled wherever listed (nbconvert's are not)
+class RefuseForeignSubmission(NbGraderPreprocessor):  # enabled wherever listed (nbconvert's are not)
     """Fail a submission before anything of it runs or renders, whichever way it reached ``submitted/``.
 
     Refused: a student id that is no plain token; a submission folder holding a link,
@@ -136,8 +157,11 @@ class RefuseForeignSubmission(NbGraderPreprocessor):   # enabled wherever listed
     def preprocess(self, nb, resources):
         meta = resources.get("nbgrader", {})
         folder = resources.get("metadata", {}).get("path") or "."
-        problem = (student_id_problem(meta.get("student")) or tree_problem(os.path.dirname(os.path.abspath(folder)))
-                   or source_size_problem(nb))
+        problem = (
+            student_id_problem(meta.get("student"))
+            or tree_problem(os.path.dirname(os.path.abspath(folder)))
+            or source_size_problem(nb)
+        )
         if problem is None and self.source_notebook:
             source = self.source_notebook.format(assignment=meta.get("assignment"), notebook=meta.get("notebook"))
             problem = instructor_content(nb, nbformat.read(source, as_version=4))

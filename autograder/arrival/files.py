@@ -11,6 +11,7 @@ and judges the descriptor it holds (``fstat``), not a path that may change.
 * ``submission_problem``: a submitted folder that is a link, holds one, or carries
   the instructor's solution or hidden tests.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -25,7 +26,7 @@ STUDENT_ID = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}")
 STUDENT_ID_RULE = "letters, digits and . _ - @, at most 64 characters, not starting with a dot"
 
 CHUNK = 1 << 16
-OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC   # a FIFO never blocks us
+OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never blocks us
 OPEN_DIR = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -45,9 +46,17 @@ def student_id_problem(student_id) -> str | None:
 
 
 def _kind(mode: int) -> str:
-    return ("a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
-            else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "not a regular file")
+    return (
+        "a symbolic link"
+        if stat.S_ISLNK(mode)
+        else "a FIFO"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
 
 
 def regular_fd(name: str, dir_fd: int | None, shown: str) -> tuple[int, os.stat_result]:
@@ -67,6 +76,7 @@ def regular_fd(name: str, dir_fd: int | None, shown: str) -> tuple[int, os.stat_
 @dataclass
 class Budget:
     """What one copy or extraction may still write; charged while writing (declared sizes lie)."""
+
     bytes: int
     files: int
     what: str = "the submission"
@@ -100,8 +110,9 @@ def ignored(name: str, info: os.stat_result, exclude=(), include=(), max_file_kb
     return bool((include and not any(fnmatch.fnmatch(name, glob) for glob in include)) or too_big)
 
 
-def copy_regular_tree(src: str, dest: str, budget: Budget, skip=lambda name, info: False,
-                      dir_mode: int = 0o755, file_mode: int = 0o644) -> None:
+def copy_regular_tree(
+    src: str, dest: str, budget: Budget, skip=lambda name, info: False, dir_mode: int = 0o755, file_mode: int = 0o644
+) -> None:
     """Copy folder ``src`` to new folder ``dest``: regular files and folders only, never through a link.
 
     ``src`` itself must not be a link. Raises Refused at the first link, FIFO,

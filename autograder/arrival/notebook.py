@@ -1,4 +1,5 @@
 """Reading submissions: is it a notebook, which code is the student's, which component is which."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from nbgrader import utils
 import tinytorch
 from tinytorch.export import cell_code, export_cells
 
-from .files import (Refused, instructor_secrets, instructor_text, read_regular, student_id_problem,
-                      tree_problem)
+from .files import Refused, instructor_secrets, instructor_text, read_regular, student_id_problem, tree_problem
 
 COMPONENT_CALL = re.compile(r"""assert_component\(\s*["'](\w+)["']""")
 PACKAGE = Path(tinytorch.__file__).resolve().parent
@@ -69,8 +69,10 @@ def source_size_problem(nb) -> str | None:
     """Why the cells' text is too large to grade and render, or None."""
     size = sum(len(cell.get("source", "")) for cell in nb.get("cells", []))
     if size > MAX_SOURCE_CHARS:
-        return (f"its cells hold {size:,} characters of text, over the {MAX_SOURCE_CHARS:,} a submission may "
-                "hold (the assignment is about 43,000): remove pasted data or logs from cells and submit again")
+        return (
+            f"its cells hold {size:,} characters of text, over the {MAX_SOURCE_CHARS:,} a submission may "
+            "hold (the assignment is about 43,000): remove pasted data or logs from cells and submit again"
+        )
     return None
 
 
@@ -98,11 +100,14 @@ def load_submission(path: Path) -> tuple:
     try:
         data = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise NotANotebook(f"not valid JSON ({err.__class__.__name__} at {getattr(err, 'pos', '?')}): "
-                           "the notebook file is damaged; submit the .ipynb saved by Jupyter") from None
+        raise NotANotebook(
+            f"not valid JSON ({err.__class__.__name__} at {getattr(err, 'pos', '?')}): "
+            "the notebook file is damaged; submit the .ipynb saved by Jupyter"
+        ) from None
     if not isinstance(data, dict) or "nbformat" not in data or not ({"cells", "worksheets"} & set(data)):
-        raise NotANotebook("valid JSON but not a Jupyter notebook (no 'cells'/'nbformat'): "
-                           "submit the .ipynb file, not another file")
+        raise NotANotebook(
+            "valid JSON but not a Jupyter notebook (no 'cells'/'nbformat'): submit the .ipynb file, not another file"
+        )
     try:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
@@ -131,15 +136,22 @@ def component_cells(source_nb) -> dict:
 
 def grade_points(source_nb) -> dict:
     """{grade cell id: its points} from the source notebook: the maximum scores, whatever a submission says."""
-    return {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source_nb.cells
-            if c.get("metadata", {}).get("nbgrader", {}).get("grade")}
+    return {
+        grade_id(c): float(c.metadata["nbgrader"]["points"])
+        for c in source_nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    }
 
 
 def written_points(source_nb) -> dict:
     """{grade id: points} of the manually graded answers (nbgrader grade + solution cells in markdown)."""
-    return {grade_id(c): float(c.metadata["nbgrader"]["points"]) for c in source_nb.cells
-            if c.cell_type == "markdown" and c.get("metadata", {}).get("nbgrader", {}).get("grade")
-            and c.metadata["nbgrader"].get("solution")}
+    return {
+        grade_id(c): float(c.metadata["nbgrader"]["points"])
+        for c in source_nb.cells
+        if c.cell_type == "markdown"
+        and c.get("metadata", {}).get("nbgrader", {}).get("grade")
+        and c.metadata["nbgrader"].get("solution")
+    }
 
 
 def _key(cell):
@@ -161,8 +173,12 @@ def added_cells(source_nb, student_nb) -> dict:
         key = _key(cell)
         if key in known:
             anchor = key
-        elif (cell.cell_type == "code" and "nbgrader" not in cell.get("metadata", {})
-              and cell.source.strip() and cell.source.strip() not in texts):
+        elif (
+            cell.cell_type == "code"
+            and "nbgrader" not in cell.get("metadata", {})
+            and cell.source.strip()
+            and cell.source.strip() not in texts
+        ):
             groups.setdefault(anchor, []).append(cell)
     return groups
 
@@ -225,8 +241,12 @@ def graded_code(source_nb, student_nb) -> list:
         if id(cell) in exported:
             if gid and cell.metadata["nbgrader"].get("solution"):
                 if gid in student and student[gid].cell_type == "code":
-                    cells.append((f"your cell '{gid}'", cell_code(student[gid]) if student[gid].source.startswith("#|")
-                                  else student[gid].source))
+                    cells.append(
+                        (
+                            f"your cell '{gid}'",
+                            cell_code(student[gid]) if student[gid].source.startswith("#|") else student[gid].source,
+                        )
+                    )
             else:
                 cells.append(("given code", cell_code(cell)))
         if id(cell) in edited:

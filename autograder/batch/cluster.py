@@ -8,9 +8,10 @@ that fails by raising (a worker's broken environment, say) is retried ``RETRIES`
 on whichever worker the scheduler picks. Only then does the notebook get an error, which
 says why; every other notebook's result is kept.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 #: Extra runs of a task that raised; worker deaths are bounded by the scheduler's allowed-failures.
 RETRIES = 2
@@ -21,14 +22,17 @@ def lost(err: BaseException) -> str:
     from distributed import KilledWorker
 
     if isinstance(err, KilledWorker):
-        return ("grading worker died: every Dask worker that took this notebook died (more than the "
-                "scheduler's distributed.scheduler.allowed-failures), so it was not retried again")
+        return (
+            "grading worker died: every Dask worker that took this notebook died (more than the "
+            "scheduler's distributed.scheduler.allowed-failures), so it was not retried again"
+        )
     text = " ".join(str(err).split())[:300] or "no message"
     return f"grading worker died: {type(err).__name__}: {text} (after {RETRIES} retries)"
 
 
-def run_on_dask(scheduler: str, fn: Callable, calls: list[list], failed: Callable,
-                on_done: Callable[[], None] | None = None) -> list:
+def run_on_dask(
+    scheduler: str, fn: Callable, calls: list[list], failed: Callable, on_done: Callable[[], None] | None = None
+) -> list:
     """``fn(*args)`` for each of ``calls`` on the cluster at ``scheduler``, in order.
 
     A call the cluster could not complete becomes ``failed(args, why)``. ``pure=False``:

@@ -6,6 +6,7 @@ grader at once the gradebook needs a database server (``AUTOGRADER_DB_URL``); SQ
 SIGTERM is handled as Ctrl-C is, so the workers stop and the temporary folders go; a SIGKILL
 leaves rows and folders half-written, which the next run finds incomplete and grades again.
 """
+
 from __future__ import annotations
 
 import signal
@@ -15,10 +16,10 @@ from pathlib import Path
 import nbformat
 
 from ..arrival.notebook import arrival_problem
-from . import cluster, pool, resume
 from ..course import Assignment, api
-from .template import ensure_submission
+from . import cluster, pool, resume
 from .grade import one_line, quiet
+from .template import ensure_submission
 
 
 def arrivals(root: Path, assignment: str, source: Path) -> tuple:
@@ -27,7 +28,7 @@ def arrivals(root: Path, assignment: str, source: Path) -> tuple:
     students, refused = [], []
     for folder in sorted((root / "submitted").iterdir()) if (root / "submitted").is_dir() else ():
         if not (folder.is_symlink() or (folder / assignment).exists() or (folder / assignment).is_symlink()):
-            continue   # another assignment's submission
+            continue  # another assignment's submission
         problem = arrival_problem(folder, assignment, source_nb)
         if problem:
             refused.append(f"{folder.name!r}: {problem}")
@@ -51,9 +52,11 @@ def _sigterm_as_interrupt(signum, frame):
 
 
 def summary(graded: int, total: int, skipped: int, refused: int, db_url: str) -> str:
-    return (f"graded {graded} of {total} submissions into {db_url}"
-            + (f"; skipped {skipped} already graded (--force grades them again)" if skipped else "")
-            + (f"; refused {refused} (see above)" if refused else ""))
+    return (
+        f"graded {graded} of {total} submissions into {db_url}"
+        + (f"; skipped {skipped} already graded (--force grades them again)" if skipped else "")
+        + (f"; refused {refused} (see above)" if refused else "")
+    )
 
 
 def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = None, force: bool = False) -> int:
@@ -65,14 +68,20 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
     for line in refused:
         print(f"not graded: {line}", file=sys.stderr)
     if not students and not refused:
-        print(f"no submissions: expected submitted/<student>/{work.name}/{work.notebook}.ipynb "
-              "(`make sample-class` writes a sample class)", file=sys.stderr)
+        print(
+            f"no submissions: expected submitted/<student>/{work.name}/{work.notebook}.ipynb "
+            "(`make sample-class` writes a sample class)",
+            file=sys.stderr,
+        )
         return 1
     coursedir = api(root).coursedir
     db_url = coursedir.db_url
     if (jobs > 1 or scheduler) and db_url.startswith("sqlite"):
-        print("SQLite cannot take concurrent graders: grading with one worker "
-              "(set AUTOGRADER_DB_URL to a PostgreSQL URL for more)", file=sys.stderr)
+        print(
+            "SQLite cannot take concurrent graders: grading with one worker "
+            "(set AUTOGRADER_DB_URL to a PostgreSQL URL for more)",
+            file=sys.stderr,
+        )
         jobs, scheduler = 1, None
     skipped = []
     if not force:
@@ -86,21 +95,24 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
         if not calls:
             outcomes = []
         elif scheduler:
-            outcomes = cluster.run_on_dask(scheduler, autograde_student, calls, lambda args, why: (args[2], why),
-                                           bar.update)
+            outcomes = cluster.run_on_dask(
+                scheduler, autograde_student, calls, lambda args, why: (args[2], why), bar.update
+            )
         else:
             done_calls = pool.run_tasks(autograde_student, calls, jobs, bar.update)
             outcomes = [o.result if o.error is None else (s, o.error) for o, s in zip(done_calls, todo)]
         bar.close()
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command again to grade the rest ({len(skipped)} were graded before "
-              "this run; what this run finished is kept)", file=sys.stderr)
+        print(
+            f"\ninterrupted: run the same command again to grade the rest ({len(skipped)} were graded before "
+            "this run; what this run finished is kept)",
+            file=sys.stderr,
+        )
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     failed = [f"{student}: {why}" for student, why in outcomes if why]
     for line in failed:
         print(f"not graded: {line}", file=sys.stderr)
-    print(summary(len(todo) - len(failed), len(students) + len(refused), len(skipped),
-                  len(refused), db_url))
+    print(summary(len(todo) - len(failed), len(students) + len(refused), len(skipped), len(refused), db_url))
     return 0

@@ -4,6 +4,7 @@ One bad submission never stops a batch: it becomes an entry with ``error`` set. 
 each notebook is graded in a supervised worker process (autograder/batch/pool.py), so even
 a worker killed for memory or time costs only the notebook it was grading.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,12 +17,18 @@ from pathlib import Path
 
 import nbformat
 
-from ..sandbox import tempdirs
-from ..pages.feedback import RESULTS_KEY
-from ..arrival.notebook import (NotANotebook, component_cells, grade_points, instructor_content, load_submission,
-                          written_points)
-from . import cluster, pool
+from ..arrival.notebook import (
+    NotANotebook,
+    component_cells,
+    grade_points,
+    instructor_content,
+    load_submission,
+    written_points,
+)
 from ..course import Assignment, api
+from ..pages.feedback import RESULTS_KEY
+from ..sandbox import tempdirs
+from . import cluster, pool
 from .template import ensure_submission, make_template
 
 
@@ -52,9 +59,15 @@ def written_max_score(work: Assignment) -> float:
 
 def empty_entry(path, work: Assignment, error=None) -> dict:
     maxima = max_scores(work)
-    return {"submission": str(path), "score": 0.0, "max_score": sum(maxima.values()), "error": error,
-            "components": {c: {"score": 0.0, "max_score": points} for c, points in maxima.items()},
-            "tests": [], "written_max_score": written_max_score(work)}
+    return {
+        "submission": str(path),
+        "score": 0.0,
+        "max_score": sum(maxima.values()),
+        "error": error,
+        "components": {c: {"score": 0.0, "max_score": points} for c, points in maxima.items()},
+        "tests": [],
+        "written_max_score": written_max_score(work),
+    }
 
 
 def one_line(text: str) -> str:
@@ -73,7 +86,7 @@ def grade_one(path: str, template: str, work: Assignment, index: int = 0, feedba
         entry["error"] = str(err)
         return entry
     refused = instructor_content(nb, source_notebook(work.source))
-    if refused:   # before any of it runs or reaches feedback
+    if refused:  # before any of it runs or reaches feedback
         entry["error"] = f"refused: {refused}"
         return entry
     student = student_id(Path(path), index, work.name)
@@ -83,9 +96,9 @@ def grade_one(path: str, template: str, work: Assignment, index: int = 0, feedba
         shutil.copytree(template, course)
         submitted = course / "submitted" / student / work.name
         submitted.mkdir(parents=True)
-        if isinstance(nb.metadata.get("orig_nbformat"), int):   # an older format: graded as converted to v4
+        if isinstance(nb.metadata.get("orig_nbformat"), int):  # an older format: graded as converted to v4
             nbformat.write(nb, submitted / notebook)
-        else:                                             # the very bytes checked, never re-read via a link
+        else:  # the very bytes checked, never re-read via a link
             (submitted / notebook).write_bytes(raw)
         nbapi = api(course)
         ensure_submission(nbapi, work.name, student)
@@ -109,8 +122,16 @@ def grade_one(path: str, template: str, work: Assignment, index: int = 0, feedba
 
 
 # Fields of each per-check result in the JSON (and their value when an older notebook lacks them).
-TEST_FIELDS = {"id": None, "component": None, "score": 0.0, "max_score": 0.0, "diagnosis": None, "message": "",
-               "diagnoses": [], "inherited_from": {}}
+TEST_FIELDS = {
+    "id": None,
+    "component": None,
+    "score": 0.0,
+    "max_score": 0.0,
+    "diagnosis": None,
+    "message": "",
+    "diagnoses": [],
+    "inherited_from": {},
+}
 
 
 def _fill_from_course(entry: dict, nbapi, work: Assignment, student: str, autograded: Path) -> None:
@@ -122,8 +143,10 @@ def _fill_from_course(entry: dict, nbapi, work: Assignment, student: str, autogr
         notebook = gb.find_submission_notebook(work.notebook, work.name, student)
         for grade in notebook.grades:
             if grade.name in components:
-                entry["components"][components[grade.name]] = {"score": float(grade.score),
-                                                               "max_score": float(grade.max_score)}
+                entry["components"][components[grade.name]] = {
+                    "score": float(grade.score),
+                    "max_score": float(grade.max_score),
+                }
     entry["score"] = round(sum(c["score"] for c in entry["components"].values()), 2)
     entry["max_score"] = sum(c["max_score"] for c in entry["components"].values())
     results = nbformat.read(autograded, as_version=4).metadata.get(RESULTS_KEY)
@@ -147,9 +170,15 @@ def quiet():
         root.setLevel(level)
 
 
-def grade_many(paths: list, work: Assignment, jobs: int = 1, feedback_dir: str | None = None,
-               scheduler: str | None = None, progress: bool = True,
-               worker_seconds: float = pool.WORKER_SECONDS) -> list:
+def grade_many(
+    paths: list,
+    work: Assignment,
+    jobs: int = 1,
+    feedback_dir: str | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+    worker_seconds: float = pool.WORKER_SECONDS,
+) -> list:
     """Grade every notebook of ``work``, in input order; identical results whatever ``jobs`` is."""
     from tqdm import tqdm
 
@@ -158,12 +187,14 @@ def grade_many(paths: list, work: Assignment, jobs: int = 1, feedback_dir: str |
         bar = tqdm(total=len(paths), unit="nb", desc="grading", disable=not progress, file=sys.stderr)
         calls = [[str(p), template, work, i, feedback_dir] for i, p in enumerate(paths)]
         if scheduler:
-            results = cluster.run_on_dask(scheduler, graded, calls, lambda args, why: empty_entry(args[0], work, why),
-                                          bar.update)
+            results = cluster.run_on_dask(
+                scheduler, graded, calls, lambda args, why: empty_entry(args[0], work, why), bar.update
+            )
         else:
             outcomes = pool.run_tasks(graded, calls, jobs, bar.update, seconds=worker_seconds)
-            results = [o.result if o.error is None else empty_entry(str(p), work, o.error)
-                       for o, p in zip(outcomes, paths)]
+            results = [
+                o.result if o.error is None else empty_entry(str(p), work, o.error) for o, p in zip(outcomes, paths)
+            ]
         bar.close()
     return results
 

@@ -18,6 +18,7 @@ into the task's one-line error and the CLI sweeps the dead worker's temporary fo
 Results come back in task order. Workers are replaced every ``tasks_per_worker`` tasks,
 so no worker's memory creeps.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -26,10 +27,10 @@ import multiprocessing
 import os
 import resource
 import signal
+from collections.abc import Callable
 from concurrent.futures import TimeoutError as TaskTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..sandbox import tempdirs
 
@@ -104,9 +105,15 @@ def _outcome(future, seconds: float, stderr_folder: str) -> Outcome:
         return Outcome(error=death(err.exitcode, _tail(stderr_file(stderr_folder, err.pid)), seconds))
 
 
-def run_tasks(fn: Callable, calls: list[list], jobs: int = 1, on_done: Callable[[], None] | None = None,
-              memory_bytes: int = WORKER_MEMORY, seconds: float = WORKER_SECONDS,
-              tasks_per_worker: int = 50) -> list[Outcome]:
+def run_tasks(
+    fn: Callable,
+    calls: list[list],
+    jobs: int = 1,
+    on_done: Callable[[], None] | None = None,
+    memory_bytes: int = WORKER_MEMORY,
+    seconds: float = WORKER_SECONDS,
+    tasks_per_worker: int = 50,
+) -> list[Outcome]:
     """``fn(*args)`` for each ``args`` of ``calls`` in pool workers; an Outcome per call, in order.
 
     ``fn`` must be a module-level function (the workers import it by name) that never raises
@@ -115,8 +122,13 @@ def run_tasks(fn: Callable, calls: list[list], jobs: int = 1, on_done: Callable[
     from pebble import ProcessPool
 
     folder = str(tempdirs.mkdtemp("workers-"))
-    pool = ProcessPool(max_workers=max(jobs, 1), max_tasks=tasks_per_worker, initializer=worker_setup,
-                       initargs=(memory_bytes, folder), context=multiprocessing.get_context("spawn"))
+    pool = ProcessPool(
+        max_workers=max(jobs, 1),
+        max_tasks=tasks_per_worker,
+        initializer=worker_setup,
+        initargs=(memory_bytes, folder),
+        context=multiprocessing.get_context("spawn"),
+    )
     finished = False
     try:
         futures = [pool.schedule(fn, args=args, timeout=seconds) for args in calls]

@@ -12,6 +12,7 @@ resubmission is graded again, as nbgrader does). Anything less is graded again f
 start, with ``force``, which rewrites the autograded folder and every automatic score and
 keeps the manual grades and comments (nbgrader's ``SaveAutoGrades`` never writes those).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The batch's scratch courses: set up once per source notebook and grader version, then copied."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,8 @@ def template_key(work: Assignment) -> str:
 def template_cache() -> Path:
     """Where set-up courses are kept between runs (``AUTOGRADER_CACHE``, else the user's cache folder)."""
     base = os.environ.get("AUTOGRADER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autograder")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "autograder"
+    )
     return Path(base) / "templates"
 
 

@@ -4,10 +4,10 @@ The checks themselves (scenarios, points, what each says) are the course module'
 content (``judge.content``); this module scores them, names the misconceptions that
 explain a failure, and builds the spec the sandboxed probe runs (scenarios, no answers).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 from ..probe import base_namespace, flatten, observe
 from ..probe.record import PROBLEMS
@@ -16,9 +16,22 @@ from . import reference
 from .compare import QUOTED, by_check, first_divergence, memory_ratio, quoted
 from .signatures import fired
 
-__all__ = ["QUOTED", "memory_ratio", "Check", "CheckResult", "assert_component", "catalog", "checks_for", "failed_component",
-           "judge", "judge_component", "lost_check", "observations_of", "probe_spec"]
-UNEXPECTED = "(an observation the grader did not ask for)"   # what judge.output puts for a forged label
+__all__ = [
+    "QUOTED",
+    "memory_ratio",
+    "Check",
+    "CheckResult",
+    "assert_component",
+    "catalog",
+    "checks_for",
+    "failed_component",
+    "judge",
+    "judge_component",
+    "lost_check",
+    "observations_of",
+    "probe_spec",
+]
+UNEXPECTED = "(an observation the grader did not ask for)"  # what judge.output puts for a forged label
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,7 @@ class Check:
     id: str
     component: str
     points: float
-    what: str                       # shown to students: what was checked, never the inputs
+    what: str  # shown to students: what was checked, never the inputs
     scenarios: list = field(repr=False)
 
 
@@ -39,7 +52,7 @@ def checks_for(component: str, module=None) -> list:
 
 
 def __getattr__(name: str):
-    if name == "COMPONENTS":      # the installed module's components, for callers that grade one module
+    if name == "COMPONENTS":  # the installed module's components, for callers that grade one module
         return contents.only().COMPONENTS
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -61,13 +74,17 @@ def probe_spec(component: str, module=None) -> dict:
     """
     module = module or contents.only()
     runs = sorted(module.signature_runs(component).items(), key=lambda item: item[0][0] != component)
-    signatures = [{"id": module.signature_check_id(cls, name), "scenarios": [scenario]}
-                  for (cls, name), scenario in runs]
-    return {"checks": [{"id": c.id, "scenarios": c.scenarios} for c in checks_for(component, module)] + signatures,
-            "extensions": [name for name, _ in module.PROBE_EXTENSIONS]}
+    signatures = [
+        {"id": module.signature_check_id(cls, name), "scenarios": [scenario]} for (cls, name), scenario in runs
+    ]
+    return {
+        "checks": [{"id": c.id, "scenarios": c.scenarios} for c in checks_for(component, module)] + signatures,
+        "extensions": [name for name, _ in module.PROBE_EXTENSIONS],
+    }
 
 
 # -- judging ------------------------------------------------------------------------------------
+
 
 @dataclass
 class CheckResult:
@@ -75,18 +92,24 @@ class CheckResult:
     component: str
     score: float
     max_score: float
-    diagnosis: Optional[str]          # the first of ``diagnoses``: kept for readers of the one-slug field
+    diagnosis: str | None  # the first of ``diagnoses``: kept for readers of the one-slug field
     message: str
-    diagnoses: list = field(default_factory=list)        # every misconception named, catalog slugs
-    inherited_from: dict = field(default_factory=dict)   # {slug: parent component} for a bug a component inherits
+    diagnoses: list = field(default_factory=list)  # every misconception named, catalog slugs
+    inherited_from: dict = field(default_factory=dict)  # {slug: parent component} for a bug a component inherits
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-
-def judge(check: Check, got: list, reference: dict, problems: str = "", found: Optional[dict] = None,
-          forged: bool = False, module=None) -> CheckResult:
+def judge(
+    check: Check,
+    got: list,
+    reference: dict,
+    problems: str = "",
+    found: dict | None = None,
+    forged: bool = False,
+    module=None,
+) -> CheckResult:
     """Score one check: full points when the run matches the reference (or an accepted alternative).
 
     A failed check names every misconception that explains it: a catalogued
@@ -96,17 +119,18 @@ def judge(check: Check, got: list, reference: dict, problems: str = "", found: O
     """
     divergence = first_divergence(got, reference["expected"][check.id])
     if divergence is None:
-        return CheckResult(check.id, check.component, check.points, check.points, None,
-                           f"passed: {check.what}")
+        return CheckResult(check.id, check.component, check.points, check.points, None, f"passed: {check.what}")
     for name, alternative in reference["alternatives"].get(check.id, {}).items():
         if first_divergence(got, alternative) is None:
-            return CheckResult(check.id, check.component, check.points, check.points, None,
-                               f"passed with {name}: {check.what}")
+            return CheckResult(
+                check.id, check.component, check.points, check.points, None, f"passed with {name}: {check.what}"
+            )
     named = [] if forged else diagnose_all(check, got, reference, found or {})
     module = module or contents.only()
     crashed = module.crash(got)
-    message = f"failed: {check.what}. " + (crashed[0].upper() + crashed[1:] if crashed else
-                                            f"First difference at {divergence}")
+    message = f"failed: {check.what}. " + (
+        crashed[0].upper() + crashed[1:] if crashed else f"First difference at {divergence}"
+    )
     if problems:
         message += f" (while defining your classes: {quoted(problems.splitlines()[0])})"
     if forged:
@@ -115,14 +139,18 @@ def judge(check: Check, got: list, reference: dict, problems: str = "", found: O
         kind = check.scenarios[0]["kind"] if check.scenarios else ""
         message += f". Look at {module.LOOK_AT.get(kind, 'this part of your class')}."
     inherited = {slug: (found or {})[slug] for slug in named if (found or {}).get(slug)}
-    return CheckResult(check.id, check.component, 0.0, check.points, named[0] if named else None, message,
-                       named, inherited)
+    return CheckResult(
+        check.id, check.component, 0.0, check.points, named[0] if named else None, message, named, inherited
+    )
 
 
 def diagnose(check: Check, got: list, reference: dict) -> list:
     """The catalogued misconceptions whose own runs reproduce this submission's run."""
-    return [slug for slug, runs in reference["variants"].get(check.id, {}).items()
-            if any(first_divergence(got, run) is None for run in runs)]
+    return [
+        slug
+        for slug, runs in reference["variants"].get(check.id, {}).items()
+        if any(first_divergence(got, run) is None for run in runs)
+    ]
 
 
 def diagnose_all(check: Check, got: list, reference: dict, found: dict) -> list:
@@ -133,7 +161,7 @@ def diagnose_all(check: Check, got: list, reference: dict, found: dict) -> list:
     return named or list(found)
 
 
-def judge_component(component: str, flat: dict, reference: dict, lost: Optional[dict] = None, module=None) -> list:
+def judge_component(component: str, flat: dict, reference: dict, lost: dict | None = None, module=None) -> list:
     """Every check of ``component`` judged from ``flat``; a check in ``lost`` (check id -> why its
     probe process was killed or never ran it) fails with that reason, the others are judged as usual."""
     module = module or contents.only()
@@ -144,24 +172,31 @@ def judge_component(component: str, flat: dict, reference: dict, lost: Optional[
     found = {} if forged else fired(flat, component, module)
     lost = lost or {}
     observed = by_check(flat, scenarios_of(module))
-    return [lost_check(c, lost[c.id]) if c.id in lost else
-            judge(c, observed.get(c.id, []), reference, problems, found, forged, module)
-            for c in checks_for(component, module)]
+    return [
+        lost_check(c, lost[c.id])
+        if c.id in lost
+        else judge(c, observed.get(c.id, []), reference, problems, found, forged, module)
+        for c in checks_for(component, module)
+    ]
 
 
 def lost_check(check: Check, why: str) -> CheckResult:
     """Zero for a check whose probe process was killed while it ran (or that the time budget left unrun)."""
-    return CheckResult(check.id, check.component, 0.0, check.points, None,
-                       f"failed: {check.what}. {why[0].upper() + why[1:]}")
+    return CheckResult(
+        check.id, check.component, 0.0, check.points, None, f"failed: {check.what}. {why[0].upper() + why[1:]}"
+    )
 
 
 def failed_component(component: str, reason: str, module=None) -> list:
     """Zero for every check of a component whose probe did not report (crash, timeout, limit)."""
-    return [CheckResult(c.id, c.component, 0.0, c.points, None, f"not graded: {reason}")
-            for c in checks_for(component, module)]
+    return [
+        CheckResult(c.id, c.component, 0.0, c.points, None, f"not graded: {reason}")
+        for c in checks_for(component, module)
+    ]
 
 
 # -- in-process use by the instructor notebook ------------------------------------------------
+
 
 def assert_component(component: str, namespace: dict, module=None) -> None:
     """Run the hidden checks on classes defined in ``namespace`` (instructor-side, no sandbox)."""

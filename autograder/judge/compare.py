@@ -4,18 +4,18 @@ An observation is a float64 array or one piece of text (a 0-d unicode array).
 Float observations match within float32 rounding (``RTOL``, and ``ATOL_SCALE`` of the
 largest expected magnitude), so reordered arithmetic in a correct submission passes.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import numpy as np
 
 from ..probe.record import MEMORY
 
-RTOL, ATOL_SCALE = 1e-4, 1e-6          # float32 rounding, with room for reordered arithmetic
-DISTINCT = 100                          # a misconception must miss the reference by 100x the tolerance
-QUOTED = 160                            # characters of a submission's own text (an exception message) quoted back
+RTOL, ATOL_SCALE = 1e-4, 1e-6  # float32 rounding, with room for reordered arithmetic
+DISTINCT = 100  # a misconception must miss the reference by 100x the tolerance
+QUOTED = 160  # characters of a submission's own text (an exception message) quoted back
 
 
 def by_check(flat: dict, scenarios: dict) -> dict:
@@ -29,9 +29,13 @@ def by_check(flat: dict, scenarios: dict) -> dict:
         parts = key.split("|", 2)
         if len(parts) == 3 and parts[1].isdigit():
             rows.setdefault(parts[0], []).append((int(parts[1]), parts[2], np.asarray(value)))
-    return {check: [(label, _measured(label, value, scenarios.get(check, [])))
-                    for _, label, value in sorted(found, key=lambda r: r[0])]
-            for check, found in rows.items()}
+    return {
+        check: [
+            (label, _measured(label, value, scenarios.get(check, [])))
+            for _, label, value in sorted(found, key=lambda r: r[0])
+        ]
+        for check, found in rows.items()
+    }
 
 
 MEMORY_TABLE = re.compile(r"\[(\d+)\] .*" + re.escape(MEMORY))
@@ -58,8 +62,14 @@ def memory_ratio(table: np.ndarray, scenario: dict) -> np.ndarray:
     sizes = [np.asarray(p).size for p in scenario["params"]]
     itemsize = np.dtype(scenario.get("dtype", "float32")).itemsize
     table = np.asarray(table)
-    if (table.dtype != np.float64 or table.ndim != 2 or table.shape[1] != 2 or not np.isfinite(table).all()
-            or (table < 0).any() or (table != np.round(table)).any()):
+    if (
+        table.dtype != np.float64
+        or table.ndim != 2
+        or table.shape[1] != 2
+        or not np.isfinite(table).all()
+        or (table < 0).any()
+        or (table != np.round(table)).any()
+    ):
         return np.array("not a measurement")
     counted = table[table[:, 0] >= min(sizes)]
     return np.array(round(float(np.sum(counted[:, 0] * counted[:, 1])) / (itemsize * sum(sizes)), 3))
@@ -68,7 +78,7 @@ def memory_ratio(table: np.ndarray, scenario: dict) -> np.ndarray:
 def quoted(text, limit: int = QUOTED) -> str:
     """``text`` safe to quote in feedback: one line, printable characters only, at most ``limit`` characters."""
     line = " ".join("".join(ch if ch.isprintable() else " " for ch in str(text)).split())
-    return line if len(line) <= limit else line[:limit - 1] + "…"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _tolerance(expected: np.ndarray) -> float:
@@ -84,7 +94,7 @@ def values_match(got: np.ndarray, expected: np.ndarray, slack: float = 1.0) -> b
     return bool(np.allclose(got, expected, rtol=RTOL * slack, atol=_tolerance(expected) * slack, equal_nan=True))
 
 
-def first_divergence(got: list, expected: list, slack: float = 1.0) -> Optional[str]:
+def first_divergence(got: list, expected: list, slack: float = 1.0) -> str | None:
     """None when ``got`` matches ``expected``; otherwise where and how they first differ."""
     for n, (label, exp) in enumerate(expected):
         if n >= len(got):
@@ -115,5 +125,3 @@ def _where(got: np.ndarray, expected: np.ndarray) -> str:
     index = tuple(int(i) for i in np.argwhere(bad)[0]) if got.ndim else ()
     at = f" element {index}" if index else ""
     return f"first differs at{at}: expected {float(expected[index]):.6g}, got {float(got[index]):.6g}"
-
-

@@ -6,14 +6,16 @@ nbgrader assignment name (``[project.entry-points."autograder.modules"]``) and i
 and probe extensions. ``load(assignment)`` is the one place the engine turns a name into
 content; ``only()`` serves callers that grade the single module a course installs.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache
 from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from re import Pattern
-from typing import Callable, Optional, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 GROUP = "autograder.modules"
 
@@ -22,21 +24,21 @@ GROUP = "autograder.modules"
 class ModuleContent(Protocol):
     """What the engine relies on in a content package (attributes and functions of the package)."""
 
-    COMPONENTS: tuple         # graded parts, in order; each has its own probe sandbox and points
-    METHODS: tuple            # method names a probe marker may carry (the probe extension's calls)
-    VARIANTS: tuple           # the misconception catalog: .slug, .component, .accepted
-    EXPLANATIONS: dict        # slug -> the explanation feedback shows
-    SIGNATURES: dict          # slug -> {component: predicates on a judge.signatures.Run}
-    INHERITS: dict            # component -> (parent component, slugs whose code it may inherit)
-    LOOK_AT: dict             # scenario kind -> what to look at when no misconception fits
-    FAILURE_LABEL: Pattern    # labels the probe extension records when a call raised (shown though unknown)
-    NAMESPACE_NAMES: tuple    # names assert_component takes from the notebook's namespace
-    REFERENCE_DIR: Path       # <component>.json reference data, built by the module's reference build
-    PROBE_EXTENSIONS: tuple   # (module name, file) imported by the sandboxed probe; see probe.run
-    catalog: Callable         # () -> tuple of judge.checks.Check, in grading order
+    COMPONENTS: tuple  # graded parts, in order; each has its own probe sandbox and points
+    METHODS: tuple  # method names a probe marker may carry (the probe extension's calls)
+    VARIANTS: tuple  # the misconception catalog: .slug, .component, .accepted
+    EXPLANATIONS: dict  # slug -> the explanation feedback shows
+    SIGNATURES: dict  # slug -> {component: predicates on a judge.signatures.Run}
+    INHERITS: dict  # component -> (parent component, slugs whose code it may inherit)
+    LOOK_AT: dict  # scenario kind -> what to look at when no misconception fits
+    FAILURE_LABEL: Pattern  # labels the probe extension records when a call raised (shown though unknown)
+    NAMESPACE_NAMES: tuple  # names assert_component takes from the notebook's namespace
+    REFERENCE_DIR: Path  # <component>.json reference data, built by the module's reference build
+    PROBE_EXTENSIONS: tuple  # (module name, file) imported by the sandboxed probe; see probe.run
+    catalog: Callable  # () -> tuple of judge.checks.Check, in grading order
     signature_runs: Callable  # (component) -> {(class, name): scenario} behind the signatures
     signature_check_id: Callable  # (class, name) -> the probe check id of a signature scenario
-    crash: Callable           # (observations) -> "your step() raised ..." or None
+    crash: Callable  # (observations) -> "your step() raised ..." or None
 
 
 class ContentError(LookupError):
@@ -48,12 +50,14 @@ def assignments() -> list:
     return sorted(ep.name for ep in entry_points(group=GROUP))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(assignment: str) -> ModuleContent:
     found = [ep for ep in entry_points(group=GROUP) if ep.name == assignment]
     if not found:
-        raise ContentError(f"no content for assignment {assignment!r}: install its content package (registered "
-                           f"under the {GROUP!r} entry points); installed: {assignments() or 'none'}")
+        raise ContentError(
+            f"no content for assignment {assignment!r}: install its content package (registered "
+            f"under the {GROUP!r} entry points); installed: {assignments() or 'none'}"
+        )
     module = import_module(found[0].value)
     if not isinstance(module, ModuleContent):
         missing = [name for name in ModuleContent.__annotations__ if not hasattr(module, name)]
@@ -61,7 +65,7 @@ def load(assignment: str) -> ModuleContent:
     return module
 
 
-def only(assignment: Optional[str] = None) -> ModuleContent:
+def only(assignment: str | None = None) -> ModuleContent:
     """The content of ``assignment``, or of the one module installed when none is named."""
     if assignment is not None:
         return load(assignment)

@@ -13,6 +13,7 @@ arrays or short text. Anything else raises :class:`InvalidOutput` with a
 one-line reason; the caller turns that into zero points for the component,
 never a crash. The format is the probe's (``probe.output``).
 """
+
 from __future__ import annotations
 
 import errno
@@ -22,7 +23,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +35,16 @@ from .checks import UNEXPECTED, probe_spec
 from .compare import quoted
 
 MiB = 1024**2
-MAX_FILE_BYTES = 8 * MiB        # a probe's real output is under 100 KiB
-MAX_LINE_BYTES = 4 * MiB        # one check's observations (the largest real one is under 20 KiB)
+MAX_FILE_BYTES = 8 * MiB  # a probe's real output is under 100 KiB
+MAX_LINE_BYTES = 4 * MiB  # one check's observations (the largest real one is under 20 KiB)
 # Numbers in one observation: 1 MiB of float64, as the npz reader allowed. A wrong-shaped but real
 # observation (a student's buffer of the wrong size) fails its own check, never the whole component.
 MAX_VALUES = 131072
-MAX_ELEMENTS = 2 * MAX_VALUES   # JSON values in one line, counted before parsing: bounds the parser's memory
+MAX_ELEMENTS = 2 * MAX_VALUES  # JSON values in one line, counted before parsing: bounds the parser's memory
 MAX_NDIM = 4
-MAX_DEPTH = 5                   # {"observations": [[label, {"values": [...]}]]} nests 5 deep
-MAX_NUMBER_CHARS = 40           # digits of one JSON number: a float64 repr needs at most 24
-EXTRA_OBSERVATIONS = 8          # a run may report this many more observations than the longest known run
+MAX_DEPTH = 5  # {"observations": [[label, {"values": [...]}]]} nests 5 deep
+MAX_NUMBER_CHARS = 40  # digits of one JSON number: a float64 repr needs at most 24
+EXTRA_OBSERVATIONS = 8  # a run may report this many more observations than the longest known run
 CHECK_ID = re.compile(r"[a-z0-9-]{1,80}")
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
@@ -55,16 +56,17 @@ class InvalidOutput(ValueError):
 @dataclass(frozen=True)
 class Asked:
     """What the grader asked one component's probe for, from the reference data alone."""
-    bounds: dict        # check id -> how many observations a run may report
-    labels: dict        # check id -> every label a known run (reference, alternative, variant) reports
-    failure: re.Pattern = re.compile(r"\[\d{1,3}\] running the scenario")   # labels of a call that raised
+
+    bounds: dict  # check id -> how many observations a run may report
+    labels: dict  # check id -> every label a known run (reference, alternative, variant) reports
+    failure: re.Pattern = re.compile(r"\[\d{1,3}\] running the scenario")  # labels of a call that raised
 
     @property
     def max_lines(self) -> int:
         return len(self.bounds) + 1
 
 
-@lru_cache(maxsize=None)
+@cache
 def _known_runs(component: str, module) -> tuple:
     """(observations per (check, run), labels per check) of every run in the component's reference data."""
     counts, labels = {}, {}
@@ -78,10 +80,13 @@ def _known_runs(component: str, module) -> tuple:
 def asked(component: str, module=None) -> Asked:
     module = module or contents.only()
     counts, labels = _known_runs(component, module)
-    ids = [c["id"] for c in probe_spec(component, module)["checks"]]     # scored checks and signature scenarios
+    ids = [c["id"] for c in probe_spec(component, module)["checks"]]  # scored checks and signature scenarios
     longest = {check: max((n for (c, _), n in counts.items() if c == check), default=0) for check in ids}
-    return Asked({check: longest[check] + EXTRA_OBSERVATIONS for check in ids},
-                 {check: frozenset(labels.get(check, ())) for check in ids}, module.FAILURE_LABEL)
+    return Asked(
+        {check: longest[check] + EXTRA_OBSERVATIONS for check in ids},
+        {check: frozenset(labels.get(check, ())) for check in ids},
+        module.FAILURE_LABEL,
+    )
 
 
 def read_results(scratch: Path, name: str, component: str, module=None) -> dict:
@@ -99,8 +104,9 @@ def read_regular_file(folder: Path, name: str, cap: int) -> bytes:
     folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
-                         dir_fd=folder_fd)
+            fd = os.open(
+                name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=folder_fd
+            )
         except OSError as err:
             if err.errno == errno.ENOENT:
                 raise FileNotFoundError(name) from None
@@ -183,8 +189,13 @@ def _strict_json(line: str, number: int):
     if elements > MAX_ELEMENTS:
         raise InvalidOutput(f"line {number} holds more values than the grader's format")
     try:
-        return json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                          parse_int=_number(int), parse_float=_number(float))
+        return json.loads(
+            line,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_int=_number(int),
+            parse_float=_number(float),
+        )
     except InvalidOutput:
         raise
     except (ValueError, RecursionError) as err:
@@ -226,6 +237,7 @@ def _number(kind):
         if kind is float and not math.isfinite(value):
             raise InvalidOutput("it holds a number out of float64's range")
         return value
+
     return parse_number
 
 
@@ -242,8 +254,11 @@ def _value(value, where: str) -> np.ndarray:
     if not isinstance(value, dict) or set(value) != {"shape", "values"}:
         raise InvalidOutput(f"'{where}' is not a text or a {{shape, values}} object")
     shape, values = value["shape"], value["values"]
-    if (not isinstance(shape, list) or len(shape) > MAX_NDIM
-            or not all(type(d) is int and 0 <= d <= MAX_VALUES for d in shape)):
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_NDIM
+        or not all(type(d) is int and 0 <= d <= MAX_VALUES for d in shape)
+    ):
         raise InvalidOutput(f"'{where}' has a shape that is not a list of at most {MAX_NDIM} sizes")
     if not isinstance(values, list) or len(values) > MAX_VALUES or len(values) != math.prod(shape):
         raise InvalidOutput(f"'{where}' does not hold the values its shape declares")

@@ -8,11 +8,12 @@ where source is ``R`` (the reference), ``V<n>:<slug>`` (variant n of the catalog
 A grading process loads only the component it judges, once. These files are the grader's own,
 never a submission's: ``judge.output`` reads the probe's hostile results.
 """
+
 from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -26,8 +27,10 @@ def encode(value: np.ndarray):
     """One observation as JSON: its text, or ``{"shape": [...], "values": [...]}`` (float64, exact)."""
     if value.dtype.kind == "U":
         return str(value)
-    return {"shape": list(value.shape),
-            "values": [v if math.isfinite(v) else repr(v) for v in value.astype(np.float64).reshape(-1).tolist()]}
+    return {
+        "shape": list(value.shape),
+        "values": [v if math.isfinite(v) else repr(v) for v in value.astype(np.float64).reshape(-1).tolist()],
+    }
 
 
 def decode(value) -> np.ndarray:
@@ -48,7 +51,7 @@ def path_of(component: str, module=None):
     return (module or contents.only()).REFERENCE_DIR / f"{component}.json"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _component_flat(path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: run `make reference`")
@@ -62,8 +65,9 @@ def load_component_flat(component: str, module=None) -> dict:
 def load_flat(module=None) -> dict:
     """Every component's runs in one flat mapping (a key two components share holds the same run)."""
     module = module or contents.only()
-    return {key: value for component in module.COMPONENTS
-            for key, value in load_component_flat(component, module).items()}
+    return {
+        key: value for component in module.COMPONENTS for key, value in load_component_flat(component, module).items()
+    }
 
 
 def load(component: str | None = None, module=None) -> dict:
@@ -80,7 +84,7 @@ def load(component: str | None = None, module=None) -> dict:
     return merged
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_component(component: str, module) -> dict:
     runs: dict = {}
     for key, value in load_component_flat(component, module).items():
@@ -107,8 +111,12 @@ def _load_component(component: str, module) -> dict:
             if not inherited:
                 variants.setdefault(check, {}).setdefault(slug, []).append(observed)
             failing.setdefault(check, []).append((slug, observed))
-    return {"expected": expected, "alternatives": alternatives, "variants": variants,
-            "affects": Affects(expected, failing)}
+    return {
+        "expected": expected,
+        "alternatives": alternatives,
+        "variants": variants,
+        "affects": Affects(expected, failing),
+    }
 
 
 class Affects:
@@ -125,11 +133,14 @@ class Affects:
         if check not in self._candidates:
             return default
         if check not in self._known:
-            self._known[check] = frozenset(slug for slug, observed in self._candidates[check]
-                                           if first_divergence(observed, self._expected[check]) is not None)
+            self._known[check] = frozenset(
+                slug
+                for slug, observed in self._candidates[check]
+                if first_divergence(observed, self._expected[check]) is not None
+            )
         return self._known[check]
 
-    def update(self, other: "Affects") -> None:
+    def update(self, other: Affects) -> None:
         """Merged with another component's (``load()`` of every component)."""
         self._expected = {**self._expected, **other._expected}
         self._candidates = {**self._candidates, **other._candidates}

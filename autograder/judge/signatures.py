@@ -7,9 +7,10 @@ here, in the trusted grader. A component may inherit code from another
 (``ModuleContent.INHERITS``): its probe also runs the parent's scenarios on the parent
 class, and a slug that fires on both is named as inherited.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,23 +25,28 @@ class Run:
 
     def __init__(self, flat: dict, cls: str, component: str, module):
         self.cls = cls
-        names = {module.signature_check_id(c, name): name for (c, name), scenario in
-                 module.signature_runs(component).items() if c == cls}
+        names = {
+            module.signature_check_id(c, name): name
+            for (c, name), scenario in module.signature_runs(component).items()
+            if c == cls
+        }
         observed = by_check({k: v for k, v in flat.items() if k.split("|", 1)[0] in names}, {})
-        self.runs = {name: {label.split("] ", 1)[-1]: value for label, value in observed.get(check, [])}
-                     for check, name in names.items()}
+        self.runs = {
+            name: {label.split("] ", 1)[-1]: value for label, value in observed.get(check, [])}
+            for check, name in names.items()
+        }
 
-    def get(self, name: str, label: str) -> Optional[np.ndarray]:
+    def get(self, name: str, label: str) -> np.ndarray | None:
         value = self.runs.get(name, {}).get(label)
         if value is None or value.dtype.kind == "U":
             return None
         return value.astype(np.float64)
 
-    def text(self, name: str, label: str) -> Optional[str]:
+    def text(self, name: str, label: str) -> str | None:
         value = self.runs.get(name, {}).get(label)
         return str(value) if value is not None and value.dtype.kind == "U" else None
 
-    def raised(self, name: str) -> Optional[str]:
+    def raised(self, name: str) -> str | None:
         """The first exception a scenario recorded, if any."""
         for value in self.runs.get(name, {}).values():
             if value.dtype.kind == "U" and str(value).startswith("raised "):

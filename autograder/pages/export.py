@@ -15,6 +15,7 @@ written by the ``csv`` module, never by joining text, and with one rule for ever
 ``GradesCsvExport`` is nbgrader's ``CsvExportPlugin`` with that rule (the same columns, the
 same scores), set as ``ExportApp.plugin_class`` in ``nbgrader_config.py``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,8 +32,19 @@ from nbgrader.plugins import ExportPlugin
 # which some spreadsheets (Excel with East Asian input) also take as formula starts.
 FORMULA_STARTS = frozenset("=+-@\t\r\n" + "\uff1d\uff0b\uff0d\uff20")
 # nbgrader's CsvExportPlugin columns, in its order.
-GRADE_COLUMNS = ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
-                 "raw_score", "late_submission_penalty", "score", "max_score")
+GRADE_COLUMNS = (
+    "assignment",
+    "duedate",
+    "timestamp",
+    "student_id",
+    "last_name",
+    "first_name",
+    "email",
+    "raw_score",
+    "late_submission_penalty",
+    "score",
+    "max_score",
+)
 
 
 def csv_cell(value):
@@ -65,16 +77,27 @@ def write_rows(path: Path, header, rows) -> None:
 
 def grade_row(gradebook: Gradebook, assignment, student) -> dict:
     """One student's row for one assignment, valued as nbgrader's CsvExportPlugin values it."""
-    row = {"assignment": assignment.name, "duedate": assignment.duedate, "student_id": student.id,
-           "last_name": student.last_name, "first_name": student.first_name, "email": student.email,
-           "max_score": assignment.max_score}
+    row = {
+        "assignment": assignment.name,
+        "duedate": assignment.duedate,
+        "student_id": student.id,
+        "last_name": student.last_name,
+        "first_name": student.first_name,
+        "email": student.email,
+        "max_score": assignment.max_score,
+    }
     try:
         submission = gradebook.find_submission(assignment.name, student.id)
-    except MissingEntry:          # no submission: zero, as nbgrader exports it
+    except MissingEntry:  # no submission: zero, as nbgrader exports it
         return {**row, "timestamp": None, "raw_score": 0.0, "late_submission_penalty": 0.0, "score": 0.0}
     penalty = submission.late_submission_penalty
-    return {**row, "timestamp": submission.timestamp, "raw_score": submission.score,
-            "late_submission_penalty": penalty, "score": max(0.0, submission.score - penalty)}
+    return {
+        **row,
+        "timestamp": submission.timestamp,
+        "raw_score": submission.score,
+        "late_submission_penalty": penalty,
+        "score": max(0.0, submission.score - penalty),
+    }
 
 
 def selected(names, wanted) -> bool:
@@ -88,7 +111,11 @@ class GradesCsvExport(ExportPlugin):
     def export(self, gradebook: Gradebook) -> None:
         dest = Path(self.to or "grades.csv")
         self.log.info("Exporting grades to %s", dest)
-        rows = [grade_row(gradebook, assignment, student)
-                for assignment in gradebook.assignments if selected(assignment.name, self.assignment)
-                for student in gradebook.students if selected(student.id, self.student)]
+        rows = [
+            grade_row(gradebook, assignment, student)
+            for assignment in gradebook.assignments
+            if selected(assignment.name, self.assignment)
+            for student in gradebook.students
+            if selected(student.id, self.student)
+        ]
         write_rows(dest, GRADE_COLUMNS, ([row[key] for key in GRADE_COLUMNS] for row in rows))

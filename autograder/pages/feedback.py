@@ -9,6 +9,7 @@ the module's MISCONCEPTIONS.md (the caller passes them). Pages keep the ``autogr
 classes only on these outputs as HiddenChecks wrote them (it records their digests,
 ``sanitize.page_digest``); on anything a student wrote they are dropped.
 """
+
 from __future__ import annotations
 
 import html
@@ -26,9 +27,12 @@ RESULTS_KEY = "autograder"
 _CODE = re.compile(r"`([^`]+)`")
 
 
-TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
-                        autoescape=select_autoescape(default=True, default_for_string=True),
-                        undefined=StrictUndefined, keep_trailing_newline=False)
+TEMPLATES = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=select_autoescape(default=True, default_for_string=True),
+    undefined=StrictUndefined,
+    keep_trailing_newline=False,
+)
 TEMPLATES.filters["code_spans"] = lambda text: Markup(_markdown_code(text))
 
 
@@ -77,17 +81,34 @@ def report_data(component: str, checks: list, earned: float, points: float, expl
     for r in checks:
         mark = "PASS" if r.score == r.max_score else "FAIL"
         slugs = _slugs(r)
-        hint = f" [misconception: {', '.join(_slug_label(s, (r.inherited_from or {}).get(s)) for s in slugs)}]" \
-            if slugs else ""
+        hint = (
+            f" [misconception: {', '.join(_slug_label(s, (r.inherited_from or {}).get(s)) for s in slugs)}]"
+            if slugs
+            else ""
+        )
         lines.append(f"  {mark} {r.id} ({r.score:g}/{r.max_score:g}){hint}: {r.message}")
     for slug, inherited in found.items():
         ex = explanations[slug]
-        lines += ["", f"Misconception {_slug_label(slug, inherited)}",
-                  f"  What the code does: {ex.does}", f"  What to fix: {ex.fix}"]
-    rows = [{"passed": r.score == r.max_score, "id": r.id, "points": f"{r.score:g} / {r.max_score:g}",
-             "slugs": [(s, found.get(s)) for s in _slugs(r)], "message": r.message} for r in checks]
-    misconceptions = [{"slug": slug, "inherited": inherited, "does": explanations[slug].does,
-                       "fix": explanations[slug].fix} for slug, inherited in found.items()]
+        lines += [
+            "",
+            f"Misconception {_slug_label(slug, inherited)}",
+            f"  What the code does: {ex.does}",
+            f"  What to fix: {ex.fix}",
+        ]
+    rows = [
+        {
+            "passed": r.score == r.max_score,
+            "id": r.id,
+            "points": f"{r.score:g} / {r.max_score:g}",
+            "slugs": [(s, found.get(s)) for s in _slugs(r)],
+            "message": r.message,
+        }
+        for r in checks
+    ]
+    misconceptions = [
+        {"slug": slug, "inherited": inherited, "does": explanations[slug].does, "fix": explanations[slug].fix}
+        for slug, inherited in found.items()
+    ]
     body = TEMPLATES.get_template("check_report.html.j2").render(title=title, rows=rows, misconceptions=misconceptions)
     return {"text/plain": "\n".join(lines), "text/html": body}
 

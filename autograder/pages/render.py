@@ -30,6 +30,7 @@ code beyond ``PAGE_CODE_CHARS`` (counted in the render's ``resources``) and mark
 is shown plain, which costs little per character. So a page's cost is linear in its size
 with a small constant, and the costly part is bounded.
 """
+
 from __future__ import annotations
 
 import html
@@ -41,13 +42,19 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer, TextLexer
 
-CODE_CHARS, CODE_LINES = 10_000, 300             # the course's largest code cell: 3.5 KB, 79 lines
-MARKDOWN_CHARS, MARKDOWN_LINES = 10_000, 400     # its largest markdown cell: 1.7 KB, 31 lines
+CODE_CHARS, CODE_LINES = 10_000, 300  # the course's largest code cell: 3.5 KB, 79 lines
+MARKDOWN_CHARS, MARKDOWN_LINES = 10_000, 400  # its largest markdown cell: 1.7 KB, 31 lines
 # The names this course's notebooks and fences use. The IPython lexer is Python's plus
 # magics (which the course does not use) and ten times slower on blank runs: Python's serves.
-PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS = 100_000, 60_000   # the course notebook: 30 KB, 17 KB
-LEXERS = {"python": PythonLexer, "python3": PythonLexer, "py": PythonLexer, "ipython": PythonLexer,
-          "ipython3": PythonLexer, "text": TextLexer}
+PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS = 100_000, 60_000  # the course notebook: 30 KB, 17 KB
+LEXERS = {
+    "python": PythonLexer,
+    "python3": PythonLexer,
+    "py": PythonLexer,
+    "ipython": PythonLexer,
+    "ipython3": PythonLexer,
+    "text": TextLexer,
+}
 
 
 def within(text: str, chars: int, lines: int) -> bool:
@@ -63,7 +70,7 @@ class Allowance:
 
     def take(self, n: int) -> bool:
         if n > self.left:
-            self.left = 0                       # in document order: nothing after the first miss
+            self.left = 0  # in document order: nothing after the first miss
             return False
         self.left -= n
         return True
@@ -77,7 +84,7 @@ def plain_code(source: str, language: str = "text") -> str:
 def highlight_within(source: str, language: str | None = None, allowance: Allowance | None = None) -> str:
     """Highlighted HTML of ``source`` if it fits the cell budget (and the page's allowance), else plain."""
     name = language if language in LEXERS else "ipython3" if language is None else "text"
-    source = source or " "                      # nbconvert highlights an empty cell as one space
+    source = source or " "  # nbconvert highlights an empty cell as one space
     if not within(source, CODE_CHARS, CODE_LINES) or (allowance and not allowance.take(len(source))):
         return plain_code(source, name)
     return highlight(source, LEXERS[name](), HtmlFormatter(cssclass=f"highlight hl-{name}"))
@@ -103,7 +110,7 @@ class BoundedRenderer(IPythonRenderer):
     def block_code(self, code: str, info: str | None = None) -> str:
         words = (info or "").split(None, 1)
         if not words or words[0].startswith("mermaid"):
-            return super().block_code(code, info)    # no highlighting (escaped), or mermaid's own block
+            return super().block_code(code, info)  # no highlighting (escaped), or mermaid's own block
         lang = words[0].lower()
         if lang not in LEXERS or not within(code, CODE_CHARS, CODE_LINES):
             return plain_code(code.rstrip("\n"))
@@ -125,8 +132,7 @@ BLOCK_START, BLOCK_END = f'<div class="{SANITIZED_CLASS}">', "</div>"
 
 def is_stored_block(source: str) -> bool:
     """Shaped like what the sanitizer stores: one line, in the wrapper (cheap: no parsing)."""
-    return ("\n" not in source and "\r" not in source and source.startswith(BLOCK_START)
-            and source.endswith(BLOCK_END))
+    return "\n" not in source and "\r" not in source and source.startswith(BLOCK_START) and source.endswith(BLOCK_END)
 
 
 @pass_context

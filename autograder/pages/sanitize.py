@@ -19,6 +19,7 @@ rewrites the notebook so that whatever template renders it gets inert HTML:
 It runs in ``nbgrader autograde`` (so the stored notebook is clean) and again when
 feedback or the formgrader renders it (see nbgrader_config.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,8 +34,17 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
-from .render import (BLOCK_END, BLOCK_START, MARKDOWN_CHARS, MARKDOWN_LINES, PAGE_MARKDOWN_CHARS, SANITIZED_CLASS, Allowance,
-                     is_stored_block, render_markdown, within)
+from .render import (
+    BLOCK_END,
+    BLOCK_START,
+    MARKDOWN_CHARS,
+    MARKDOWN_LINES,
+    PAGE_MARKDOWN_CHARS,
+    Allowance,
+    is_stored_block,
+    render_markdown,
+    within,
+)
 
 RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
@@ -43,28 +53,113 @@ KEPT_MIME_TYPES = frozenset({"text/plain", "text/latex"}) | RASTER_TYPES | CLEAN
 KEPT_CELL_METADATA = frozenset({"nbgrader", "tags", "deletable", "editable", "trusted", "alt"})  # alt: figure text
 KEPT_NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "nbgrader", "autograder"})
 
-SVG_TAGS = {"svg", "g", "path", "circle", "ellipse", "line", "polyline", "polygon", "rect", "text",
-            "tspan", "title", "desc", "defs", "use", "symbol", "clippath", "lineargradient",
-            "radialgradient", "stop", "marker", "pattern", "mask"}
+SVG_TAGS = {
+    "svg",
+    "g",
+    "path",
+    "circle",
+    "ellipse",
+    "line",
+    "polyline",
+    "polygon",
+    "rect",
+    "text",
+    "tspan",
+    "title",
+    "desc",
+    "defs",
+    "use",
+    "symbol",
+    "clippath",
+    "lineargradient",
+    "radialgradient",
+    "stop",
+    "marker",
+    "pattern",
+    "mask",
+}
 HTML_TAGS = (set(nh3.ALLOWED_TAGS) - {"area", "map"}) | {"sub", "sup", "hr", "br", "img", "span", "div"}
 TAGS = HTML_TAGS | SVG_TAGS
 GENERIC_ATTRIBUTES = {"class", "title", "style", "id", "align", "colspan", "rowspan", "width", "height"}
-SVG_ATTRIBUTES = {"viewbox", "viewBox", "xmlns", "version", "d", "x", "y", "x1", "x2", "y1", "y2", "cx", "cy",
-                  "r", "rx", "ry", "dx", "dy", "points", "transform", "fill", "fill-opacity", "fill-rule",
-                  "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin", "stroke-dasharray",
-                  "stroke-opacity", "opacity", "offset", "stop-color", "stop-opacity", "clip-path",
-                  "font-size", "font-family", "font-weight", "text-anchor", "dominant-baseline",
-                  "preserveaspectratio", "preserveAspectRatio", "gradientunits", "href", "xlink:href",
-                  "markerwidth", "markerheight", "refx", "refy", "orient"}
+SVG_ATTRIBUTES = {
+    "viewbox",
+    "viewBox",
+    "xmlns",
+    "version",
+    "d",
+    "x",
+    "y",
+    "x1",
+    "x2",
+    "y1",
+    "y2",
+    "cx",
+    "cy",
+    "r",
+    "rx",
+    "ry",
+    "dx",
+    "dy",
+    "points",
+    "transform",
+    "fill",
+    "fill-opacity",
+    "fill-rule",
+    "stroke",
+    "stroke-width",
+    "stroke-linecap",
+    "stroke-linejoin",
+    "stroke-dasharray",
+    "stroke-opacity",
+    "opacity",
+    "offset",
+    "stop-color",
+    "stop-opacity",
+    "clip-path",
+    "font-size",
+    "font-family",
+    "font-weight",
+    "text-anchor",
+    "dominant-baseline",
+    "preserveaspectratio",
+    "preserveAspectRatio",
+    "gradientunits",
+    "href",
+    "xlink:href",
+    "markerwidth",
+    "markerheight",
+    "refx",
+    "refy",
+    "orient",
+}
 # Layout-neutral properties only: no position, z-index, display, or anything that can lay a
 # fake page over the formgrader; values with url() or CSS escapes are dropped whole (below).
 # No background, border or padding either: with them a student rebuilds every rule of
 # feedback.css and draws a look-alike of the grader's report next to the real one.
-STYLE_PROPERTIES = {"color", "font-weight", "font-style", "font-size", "font-family",
-                    "text-align", "text-decoration", "vertical-align", "white-space",
-                    "margin-left", "margin-right", "border-collapse",
-                    "fill", "fill-opacity", "stroke", "stroke-width", "stroke-linecap", "stroke-linejoin",
-                    "stroke-opacity", "stroke-dasharray", "opacity", "text-anchor"}
+STYLE_PROPERTIES = {
+    "color",
+    "font-weight",
+    "font-style",
+    "font-size",
+    "font-family",
+    "text-align",
+    "text-decoration",
+    "vertical-align",
+    "white-space",
+    "margin-left",
+    "margin-right",
+    "border-collapse",
+    "fill",
+    "fill-opacity",
+    "stroke",
+    "stroke-width",
+    "stroke-linecap",
+    "stroke-linejoin",
+    "stroke-opacity",
+    "stroke-dasharray",
+    "opacity",
+    "text-anchor",
+}
 URL_ATTRIBUTES = {"href", "src", "xlink:href", "cite", "action", "formaction", "background", "poster", "data"}
 LINK_SCHEMES = {"http", "https", "mailto"}
 # Classes the page's own CSS gives meaning to (bootstrap's "modal", "fixed-top", ...) could
@@ -83,9 +178,14 @@ DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", r
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # language_info: what nbconvert reads (name, pygments_lexer, codemirror_mode) must be a token;
 # the descriptive fields are kept only in their usual shapes.
-LANGUAGE_INFO_FIELDS = {"name": TOKEN, "pygments_lexer": TOKEN, "nbconvert_exporter": TOKEN,
-                        "version": re.compile(r"[A-Za-z0-9_.+-]{1,32}"), "file_extension": re.compile(r"\.[A-Za-z0-9]{1,16}"),
-                        "mimetype": re.compile(r"[a-z]{1,16}/[A-Za-z0-9.+-]{1,64}")}
+LANGUAGE_INFO_FIELDS = {
+    "name": TOKEN,
+    "pygments_lexer": TOKEN,
+    "nbconvert_exporter": TOKEN,
+    "version": re.compile(r"[A-Za-z0-9_.+-]{1,32}"),
+    "file_extension": re.compile(r"\.[A-Za-z0-9]{1,16}"),
+    "mimetype": re.compile(r"[a-z]{1,16}/[A-Za-z0-9.+-]{1,64}"),
+}
 KERNELSPEC_FIELDS = {"name": TOKEN, "language": TOKEN, "display_name": re.compile(r"[\w .()+-]{1,64}")}
 
 
@@ -112,7 +212,7 @@ def _safe_url(value: str, *, image: bool = False) -> bool:
 
 def _attribute_filter(tag: str, attribute: str, value: str, *, classes: re.Pattern = CLASS_TOKEN) -> str | None:
     if attribute in URL_ATTRIBUTES:
-        if tag == "use":                                    # only references inside the same SVG
+        if tag == "use":  # only references inside the same SVG
             return value if value.startswith("#") else None
         return value if _safe_url(value, image=(tag == "img" and attribute == "src")) else None
     if attribute == "class":
@@ -125,13 +225,22 @@ def _attribute_filter(tag: str, attribute: str, value: str, *, classes: re.Patte
 
 def _cleaner(classes: re.Pattern) -> nh3.Cleaner:
     return nh3.Cleaner(
-        tags=TAGS, clean_content_tags={"script", "style"},
-        attributes={"*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES, "a": {"href"}, "img": {"src", "alt"},
-                    "th": {"scope"}, "ol": {"start"}},
-        attribute_filter=partial(_attribute_filter, classes=classes), strip_comments=True,
-        link_rel="noopener noreferrer nofollow", url_schemes=LINK_SCHEMES | {"data"},
+        tags=TAGS,
+        clean_content_tags={"script", "style"},
+        attributes={
+            "*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES,
+            "a": {"href"},
+            "img": {"src", "alt"},
+            "th": {"scope"},
+            "ol": {"start"},
+        },
+        attribute_filter=partial(_attribute_filter, classes=classes),
+        strip_comments=True,
+        link_rel="noopener noreferrer nofollow",
+        url_schemes=LINK_SCHEMES | {"data"},
         filter_style_properties=STYLE_PROPERTIES,
-        id_prefix="user-")                          # no clobbering of the page's own element ids
+        id_prefix="user-",
+    )  # no clobbering of the page's own element ids
 
 
 CLEANER, OWN_CLEANER = _cleaner(CLASS_TOKEN), _cleaner(OWN_CLASS_TOKEN)
@@ -149,6 +258,7 @@ def clean_html(text: str) -> str:
 # autograder-* classes only if its cleaned HTML has one of its cell's digests. A student can
 # match a digest only by printing the grader's genuine report for that cell, unchanged.
 
+
 def own_html(text: str) -> str:
     """The grader's own HTML, cleaned like any other but keeping the report's classes."""
     return OWN_CLEANER.clean(str(text))
@@ -165,13 +275,16 @@ def own_outputs(metadata) -> dict:
     recorded = recorded.get("own_outputs") if isinstance(recorded, dict) else None
     if not isinstance(recorded, dict):
         return {}
-    return {gid: frozenset(d for d in digests if isinstance(d, str))
-            for gid, digests in recorded.items() if isinstance(gid, str) and isinstance(digests, list)}
+    return {
+        gid: frozenset(d for d in digests if isinstance(d, str))
+        for gid, digests in recorded.items()
+        if isinstance(gid, str) and isinstance(digests, list)
+    }
 
 
 # -- markdown ---------------------------------------------------------------------------------
 
-_PARSER = MarkdownWithMath(renderer=None)       # nbconvert's own grammar (math, tables, ...), as an AST
+_PARSER = MarkdownWithMath(renderer=None)  # nbconvert's own grammar (math, tables, ...), as an AST
 
 
 def _needs_cleaning(tokens: list, attachments: dict) -> bool:
@@ -180,19 +293,17 @@ def _needs_cleaning(tokens: list, attachments: dict) -> bool:
         if kind in ("block_html", "inline_html"):
             return True
         if kind == "block_code" and str(attrs.get("info") or "").strip().lower().startswith("mermaid"):
-            return True                             # nbconvert writes mermaid code into the page unescaped
+            return True  # nbconvert writes mermaid code into the page unescaped
         if kind in ("link", "image"):
             url = str(attrs.get("url", ""))
             if kind == "image" and url.startswith("attachment:"):
-                if not RASTER_TYPES & set(attachments.get(url[len("attachment:"):], {})):
+                if not RASTER_TYPES & set(attachments.get(url[len("attachment:") :], {})):
                     return True
             elif not _safe_url(url):
                 return True
         if _needs_cleaning(token.get("children") or [], attachments):
             return True
     return False
-
-
 
 
 def _one_line(fragment: str) -> str:
@@ -211,10 +322,13 @@ def _html_block(fragment: str) -> str:
 def _is_one_clean_block(source: str) -> bool:
     if not is_stored_block(source):
         return False
-    inner = source[len(BLOCK_START):-len(BLOCK_END)]
+    inner = source[len(BLOCK_START) : -len(BLOCK_END)]
     tokens = _PARSER.parse(source)[0]
-    return ([t["type"] for t in tokens] == ["block_html"] and tokens[0]["raw"].strip() == source
-            and _one_line(clean_html(inner)) == inner)     # a balanced, clean fragment: no stray </div>
+    return (
+        [t["type"] for t in tokens] == ["block_html"]
+        and tokens[0]["raw"].strip() == source
+        and _one_line(clean_html(inner)) == inner
+    )  # a balanced, clean fragment: no stray </div>
 
 
 def clean_markdown(source: str, attachments: dict | None = None, allowance: Allowance | None = None) -> str:
@@ -226,8 +340,9 @@ def clean_markdown(source: str, attachments: dict | None = None, allowance: Allo
     the same; should even that not re-parse as that block, the source is shown as escaped text.
     Beyond the size budget (per cell, and the page's ``allowance``) it is escaped text too.
     """
-    attachments = {name: {m: v for m, v in (data or {}).items() if m in RASTER_TYPES}
-                   for name, data in (attachments or {}).items()}
+    attachments = {
+        name: {m: v for m, v in (data or {}).items() if m in RASTER_TYPES} for name, data in (attachments or {}).items()
+    }
     source = str(source)
     if _is_one_clean_block(source):
         return source
@@ -236,8 +351,10 @@ def clean_markdown(source: str, attachments: dict | None = None, allowance: Allo
     if not _needs_cleaning(_PARSER.parse(source)[0], attachments):
         return source
     # Attachments that are not raster images are gone; referring to one must not fail the render.
-    renderable = {**{m.group(1): {"image/png": ""} for m in re.finditer(r"attachment:([^\s)\"'>]+)", source)},
-                  **{name: data for name, data in attachments.items() if data}}
+    renderable = {
+        **{m.group(1): {"image/png": ""} for m in re.finditer(r"attachment:([^\s)\"'>]+)", source)},
+        **{name: data for name, data in attachments.items() if data},
+    }
     try:
         rendered = render_markdown(source, renderable, exclude_anchor_links=True)
         block = _html_block(rendered)
@@ -250,13 +367,17 @@ def clean_markdown(source: str, attachments: dict | None = None, allowance: Allo
 
 # -- the preprocessor -------------------------------------------------------------------------
 
+
 def _image_metadata(metadata: dict) -> dict:
     """Per-type metadata the templates read: numeric width/height of raster images only."""
     kept = {}
     for mime in RASTER_TYPES:
         entry = metadata.get(mime) if isinstance(metadata.get(mime), dict) else {}
-        sizes = {k: v for k, v in entry.items() if k in ("width", "height") and isinstance(v, (int, float))
-                 and not isinstance(v, bool)}
+        sizes = {
+            k: v
+            for k, v in entry.items()
+            if k in ("width", "height") and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         if sizes:
             kept[mime] = sizes
     return kept
@@ -290,12 +411,22 @@ def clean_output(output: dict, own: frozenset = frozenset(), allowance: Allowanc
     """
     kind = output.get("output_type")
     if kind == "stream":
-        return [new_output("stream", name="stderr" if output.get("name") == "stderr" else "stdout",
-                           text=_cut(str(output.get("text", ""))))]
+        return [
+            new_output(
+                "stream",
+                name="stderr" if output.get("name") == "stderr" else "stdout",
+                text=_cut(str(output.get("text", ""))),
+            )
+        ]
     if kind == "error":
-        return [new_output("error", ename=_cut(str(output.get("ename", ""))),
-                           evalue=_cut(str(output.get("evalue", ""))),
-                           traceback=_cut_lines([str(line) for line in output.get("traceback") or []]))]
+        return [
+            new_output(
+                "error",
+                ename=_cut(str(output.get("ename", ""))),
+                evalue=_cut(str(output.get("evalue", ""))),
+                traceback=_cut_lines([str(line) for line in output.get("traceback") or []]),
+            )
+        ]
     if kind not in ("display_data", "execute_result"):
         return [_dropped([f"an output of type {kind!r}"])]
     data, dropped = {}, []
@@ -322,9 +453,12 @@ def clean_output(output: dict, own: frozenset = frozenset(), allowance: Allowanc
 
 
 def _dropped(what: list) -> dict:
-    return new_output("stream", name="stdout",
-                      text=f"[the autograder removed {', '.join(what) or 'an empty output'} here: "
-                           "pages show no active content from a submission]\n")
+    return new_output(
+        "stream",
+        name="stdout",
+        text=f"[the autograder removed {', '.join(what) or 'an empty output'} here: "
+        "pages show no active content from a submission]\n",
+    )
 
 
 def _is_token(value) -> bool:
@@ -333,29 +467,33 @@ def _is_token(value) -> bool:
 
 def _clamp_fields(entry, patterns: dict) -> dict:
     entry = entry if isinstance(entry, dict) else {}
-    return {k: v for k, v in entry.items()
-            if k in patterns and isinstance(v, str) and patterns[k].fullmatch(v)}
+    return {k: v for k, v in entry.items() if k in patterns and isinstance(v, str) and patterns[k].fullmatch(v)}
 
 
 def _clamp_notebook_metadata(metadata) -> None:
     """language_info / kernelspec keep only well-shaped fields; without a valid name they go whole."""
     if "language_info" in metadata:
         info = _clamp_fields(metadata["language_info"], LANGUAGE_INFO_FIELDS)
-        mode = (metadata["language_info"] or {}).get("codemirror_mode") if isinstance(
-            metadata["language_info"], dict) else None
+        mode = (
+            (metadata["language_info"] or {}).get("codemirror_mode")
+            if isinstance(metadata["language_info"], dict)
+            else None
+        )
         if _is_token(mode):
             info["codemirror_mode"] = mode
         elif isinstance(mode, dict) and _is_token(mode.get("name")):
             version = mode.get("version")
-            info["codemirror_mode"] = {"name": mode["name"], **(
-                {"version": version} if isinstance(version, int) and not isinstance(version, bool) else {})}
+            info["codemirror_mode"] = {
+                "name": mode["name"],
+                **({"version": version} if isinstance(version, int) and not isinstance(version, bool) else {}),
+            }
         if "name" in info:
             metadata["language_info"] = info
         else:
             del metadata["language_info"]
     if "kernelspec" in metadata:
         spec = _clamp_fields(metadata["kernelspec"], KERNELSPEC_FIELDS)
-        if "name" in spec and "display_name" in spec:      # both required by nbformat
+        if "name" in spec and "display_name" in spec:  # both required by nbformat
             metadata["kernelspec"] = spec
         else:
             del metadata["kernelspec"]
@@ -363,7 +501,7 @@ def _clamp_notebook_metadata(metadata) -> None:
 
 def _clamp_cell_id(cell, seen: set) -> None:
     """A cell id is rendered as id="cell-id=<id>": a valid nbformat id, unique, or a fresh one."""
-    if "id" not in cell:                           # nbformat < 4.5 has none; the templates then skip it
+    if "id" not in cell:  # nbformat < 4.5 has none; the templates then skip it
         return
     if not _is_token(cell.id) or cell.id in seen:
         fresh = generate_corpus_id()
@@ -386,22 +524,22 @@ class SanitizeSubmission(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         for key in [k for k in nb.metadata if k not in KEPT_NOTEBOOK_METADATA]:
-            del nb.metadata[key]                    # e.g. widget state, which the templates turn into script
+            del nb.metadata[key]  # e.g. widget state, which the templates turn into script
         _clamp_notebook_metadata(nb.metadata)
         seen_ids, own = set(), own_outputs(nb.metadata)
-        allowance = Allowance(PAGE_MARKDOWN_CHARS)      # mistune's cost, for the whole page
+        allowance = Allowance(PAGE_MARKDOWN_CHARS)  # mistune's cost, for the whole page
         for cell in nb.cells:
             for key in [k for k in cell.get("metadata", {}) if k not in KEPT_CELL_METADATA]:
                 del cell.metadata[key]
             _clamp_cell_id(cell, seen_ids)
-            if "execution_count" in cell:           # printed into the page as In [..]
+            if "execution_count" in cell:  # printed into the page as In [..]
                 count = cell.execution_count
                 cell.execution_count = count if isinstance(count, int) and not isinstance(count, bool) else None
-            if "alt" in cell.metadata:                 # the feedback template escapes it; keep it text, short
+            if "alt" in cell.metadata:  # the feedback template escapes it; keep it text, short
                 alt = cell.metadata["alt"]
                 cell.metadata["alt"] = " ".join(alt.split())[:300] if isinstance(alt, str) else ""
             tags = cell.metadata.get("tags")
-            if tags is not None:                    # each tag becomes a class: one token each, or dropped
+            if tags is not None:  # each tag becomes a class: one token each, or dropped
                 tags = tags if isinstance(tags, list) else []
                 cell.metadata["tags"] = list(dict.fromkeys(t for t in tags if _is_token(t)))
             grading = cell.metadata.get("nbgrader")
@@ -414,12 +552,17 @@ class SanitizeSubmission(NbGraderPreprocessor):
                 grading["comment"] = clean_markdown(grading["comment"], allowance=allowance)
             if cell.cell_type == "code":
                 mine = own.get(grading.get("grade_id")) if isinstance(grading, dict) else None
-                cell.outputs = [kept for output in cell.get("outputs", [])
-                                for kept in clean_output(output, mine or frozenset(), allowance)]
+                cell.outputs = [
+                    kept
+                    for output in cell.get("outputs", [])
+                    for kept in clean_output(output, mine or frozenset(), allowance)
+                ]
             elif cell.cell_type == "markdown":
                 cell.source = clean_markdown(cell.source, cell.get("attachments"), allowance)
-                attachments = {name: {m: v for m, v in data.items() if m in RASTER_TYPES}
-                               for name, data in (cell.get("attachments") or {}).items()}
+                attachments = {
+                    name: {m: v for m, v in data.items() if m in RASTER_TYPES}
+                    for name, data in (cell.get("attachments") or {}).items()
+                }
                 attachments = {name: data for name, data in attachments.items() if data}
                 if attachments:
                     cell.attachments = attachments

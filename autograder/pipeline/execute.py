@@ -7,6 +7,7 @@ sandbox's settings), ``preprocess_cell`` (stop after a lost kernel, the notebook
 wall time), the ``on_notebook_start`` / ``on_cell_execute`` hooks (the output
 budgets) and ``process_message`` (the output caps).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ class SandboxedExecute(Execute):
     def __init__(self, **kw):
         kw.setdefault("kernel_manager_class", sandbox.SandboxedKernelManager)
         super().__init__(**kw)
-        self.interrupt_on_timeout = False       # an interrupt-proof loop must not stall us
+        self.interrupt_on_timeout = False  # an interrupt-proof loop must not stall us
         self.on_notebook_start = self._new_notebook_budget
         self.on_cell_execute = self._new_cell_budget
         self._cell_bytes = self._notebook_bytes = 0
@@ -65,9 +66,9 @@ class SandboxedExecute(Execute):
         try:
             with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
                 self._copy_submitted(Path(submitted or "."), scratch)
-                metadata["path"] = str(scratch)   # nbclient starts the kernel there
+                metadata["path"] = str(scratch)  # nbclient starts the kernel there
                 return super().preprocess(nb, resources, km)
-        finally:   # the kernel's scratch is gone: later steps (HiddenChecks) read the submission's folder
+        finally:  # the kernel's scratch is gone: later steps (HiddenChecks) read the submission's folder
             metadata["path"] = submitted
 
     def _copy_submitted(self, source_dir: Path, scratch: Path) -> None:
@@ -82,9 +83,13 @@ class SandboxedExecute(Execute):
         self.kernel_manager_class = sandbox.SandboxedKernelManager
         km = super().create_kernel_manager()
         runtime = runtime_dir()
-        km.limits = sandbox.Limits(memory_bytes=self.memory_bytes, cpu_seconds=int(self.total_seconds),
-                                   wall_seconds=self.total_seconds + 30, processes=64,
-                                   disk_bytes=self.disk_bytes)   # the tree's memory budget counts this tmpfs
+        km.limits = sandbox.Limits(
+            memory_bytes=self.memory_bytes,
+            cpu_seconds=int(self.total_seconds),
+            wall_seconds=self.total_seconds + 30,
+            processes=64,
+            disk_bytes=self.disk_bytes,
+        )  # the tree's memory budget counts this tmpfs
         km.ro_paths = [str(runtime)]
         km.extra_env = {"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"}
         return km
@@ -96,15 +101,17 @@ class SandboxedExecute(Execute):
         if self._stopped is None and time.monotonic() > self._deadline:
             self._stopped = f"the notebook used up its {self.total_seconds:.0f} s"
         if self._stopped is not None:
-            cell.outputs = [new_output("stream", name="stdout",
-                                       text=f"[not run by the autograder: {self._stopped}]\n")]
+            cell.outputs = [new_output("stream", name="stdout", text=f"[not run by the autograder: {self._stopped}]\n")]
             return cell, self.resources
         try:
             return super().preprocess_cell(cell, resources, index)
         except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
             reason = self._stop_reason(err, index)
-            cell.outputs.append(new_output("error", ename="AutograderStopped", evalue=reason,
-                                           traceback=[f"AutograderStopped: {reason}"]))
+            cell.outputs.append(
+                new_output(
+                    "error", ename="AutograderStopped", evalue=reason, traceback=[f"AutograderStopped: {reason}"]
+                )
+            )
             self._stopped = f"{reason} in an earlier cell"
             return cell, self.resources
 
@@ -117,7 +124,7 @@ class SandboxedExecute(Execute):
 
     def _new_notebook_budget(self, **_):
         self._notebook_bytes = 0
-        self.interrupt_on_timeout = False       # again: nbconvert's preprocess re-read the config
+        self.interrupt_on_timeout = False  # again: nbconvert's preprocess re-read the config
 
     def _new_cell_budget(self, **_):
         self._cell_bytes = 0
@@ -125,8 +132,9 @@ class SandboxedExecute(Execute):
     # Kernel messages that change the notebook. update_display_data and comm messages
     # never reach output(): nbclient rewrites earlier outputs (display ids) or stores
     # widget state itself, so the caps are applied here, before nbclient sees a message.
-    _GROWS = frozenset({"stream", "display_data", "execute_result", "error", "update_display_data",
-                        "comm_open", "comm_msg"})
+    _GROWS = frozenset(
+        {"stream", "display_data", "execute_result", "error", "update_display_data", "comm_open", "comm_msg"}
+    )
 
     def process_message(self, msg, cell, cell_index):
         """Charge every notebook-changing message to the cell's and the notebook's caps; drop the excess."""
@@ -134,16 +142,24 @@ class SandboxedExecute(Execute):
             size = self._message_bytes(msg)
             self._cell_bytes += size
             self._notebook_bytes += size
-            over = [(spent, cap, what) for spent, cap, what in
-                    ((self._cell_bytes, self.max_output_bytes, "for this cell"),
-                     (self._notebook_bytes, self.max_notebook_output_bytes, "for the whole notebook"))
-                    if spent > cap]
+            over = [
+                (spent, cap, what)
+                for spent, cap, what in (
+                    (self._cell_bytes, self.max_output_bytes, "for this cell"),
+                    (self._notebook_bytes, self.max_notebook_output_bytes, "for the whole notebook"),
+                )
+                if spent > cap
+            ]
             if over:
                 spent, cap, what = over[0]
-                if spent - size <= cap:         # the first message past this cap: say so once
-                    cell.outputs.append(new_output("stream", name="stdout",
-                                                   text=f"\n[output truncated by the autograder after "
-                                                        f"{cap // 1024} KiB {what}]\n"))
+                if spent - size <= cap:  # the first message past this cap: say so once
+                    cell.outputs.append(
+                        new_output(
+                            "stream",
+                            name="stdout",
+                            text=f"\n[output truncated by the autograder after {cap // 1024} KiB {what}]\n",
+                        )
+                    )
                 return None
         return super().process_message(msg, cell, cell_index)
 

@@ -1,4 +1,5 @@
 """Sanitize step: nbgrader metadata with a grade id the source notebook lacks is dropped."""
+
 from __future__ import annotations
 
 from nbgrader.api import Gradebook

@@ -1,4 +1,5 @@
 """Autograde step: each grade cell scored from the hidden checks, which run outside the student's kernel."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,7 +29,8 @@ class HiddenChecks(NbGraderPreprocessor):
 
     source_notebook = Unicode(
         "source/{assignment}/{notebook}.ipynb",
-        help="the instructor notebook; {assignment} and {notebook} are filled in").tag(config=True)
+        help="the instructor notebook; {assignment} and {notebook} are filled in",
+    ).tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -58,8 +60,10 @@ class HiddenChecks(NbGraderPreprocessor):
             score = score_data(component, earned, points[gid])
             report = report_data(component, checks, earned, points[gid], module.EXPLANATIONS)
             summary["own_outputs"][gid] = [page_digest(score["text/html"]), page_digest(report["text/html"])]
-            cell.outputs = [new_output("execute_result", data=score, execution_count=None),
-                            *cell.get("outputs", []),
-                            new_output("display_data", data=report)]
+            cell.outputs = [
+                new_output("execute_result", data=score, execution_count=None),
+                *cell.get("outputs", []),
+                new_output("display_data", data=report),
+            ]
         nb.metadata[RESULTS_KEY] = summary
         return nb, resources

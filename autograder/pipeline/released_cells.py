@@ -1,4 +1,5 @@
 """Sanitize step: a locked cell is judged against what students were given, not the instructor's copy."""
+
 from __future__ import annotations
 
 from nbformat import NotebookNode
@@ -25,8 +26,11 @@ class OverwriteReleasedCells(OverwriteCells):
         for cell in nb.cells:
             if not cell.get("id"):
                 base = grade_id(cell) or "cell"
-                cell.id = next(f"{base}-{n}" if n else base for n in range(len(nb.cells) + 1)
-                               if (f"{base}-{n}" if n else base) not in taken)
+                cell.id = next(
+                    f"{base}-{n}" if n else base
+                    for n in range(len(nb.cells) + 1)
+                    if (f"{base}-{n}" if n else base) not in taken
+                )
                 taken.add(cell.id)
         return nb, resources
 
@@ -36,9 +40,13 @@ class OverwriteReleasedCells(OverwriteCells):
             try:
                 source = self.gradebook.find_source_cell(gid, self.notebook_id, self.assignment_id)
             except MissingEntry:
-                source = None                   # nbgrader reports and drops the unknown id
-            if (source is not None and source.locked and cell.cell_type == source.cell_type
-                    and cell.source == self._released(source.source)):
+                source = None  # nbgrader reports and drops the unknown id
+            if (
+                source is not None
+                and source.locked
+                and cell.cell_type == source.cell_type
+                and cell.source == self._released(source.source)
+            ):
                 cell.source = source.source
         return super().preprocess_cell(cell, resources, cell_index)
 

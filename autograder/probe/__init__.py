@@ -8,11 +8,31 @@ cells, IPython magics), ``markers`` (what runs now, the watchdog), ``record`` (o
 
 In-process callers (the reference build, the instructor notebook, tests) use the names below.
 """
+
 from .cells import _SHELL, define, definitions, not_run, parse
 from .markers import BETWEEN, DONE, RUNNING, TIMED_OUT, WATCHDOG
 from .record import MAX_TEXT, MEMORY, NONE, PROBLEMS, Recorder
 from .run import KINDS, base_namespace, flatten, observe, register
 
-__all__ = ["_SHELL", "define", "definitions", "not_run", "parse", "BETWEEN", "DONE", "RUNNING", "TIMED_OUT",
-           "WATCHDOG", "MAX_TEXT", "MEMORY", "NONE", "PROBLEMS", "Recorder", "KINDS", "base_namespace", "flatten",
-           "observe", "register"]
+__all__ = [
+    "_SHELL",
+    "define",
+    "definitions",
+    "not_run",
+    "parse",
+    "BETWEEN",
+    "DONE",
+    "RUNNING",
+    "TIMED_OUT",
+    "WATCHDOG",
+    "MAX_TEXT",
+    "MEMORY",
+    "NONE",
+    "PROBLEMS",
+    "Recorder",
+    "KINDS",
+    "base_namespace",
+    "flatten",
+    "observe",
+    "register",
+]

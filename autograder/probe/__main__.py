@@ -1,4 +1,5 @@
 """``python -m autograder.probe CELLS.json SPEC.json OUT.json``: the probe, as the sandbox runs it."""
+
 import sys
 import traceback
 

@@ -3,6 +3,7 @@
 IPython's magics are handled here: file magics run as the kernel ran them, the others
 are made harmless or named as not run. Runs inside the sandbox beside the student's code.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,10 @@ _BODY_MAGICS = ("time", "timeit", "capture", "prun")
 _FILE_MAGICS = ("writefile", "file")
 _KEPT_LINE_MAGICS = ("run",)
 # Magics that would change what later cells see but that the probe does not run: named in the problems.
-_NOT_RUN = {"cell": ("bash", "sh", "script", "system", "python", "python2", "python3", "pypy", "perl", "ruby"),
-            "line": ("load_ext", "cd", "sx", "system")}
+_NOT_RUN = {
+    "cell": ("bash", "sh", "script", "system", "python", "python2", "python3", "pypy", "perl", "ruby"),
+    "line": ("load_ext", "cd", "sx", "system"),
+}
 
 
 class MagicNotRun(Exception):
@@ -34,8 +37,10 @@ def safe_relative(name: str) -> str:
 
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if not name or "\0" in name or name.startswith(("/", "~")) or ".." in parts or not parts:
-        raise MagicNotRun(f"'{name[:80]}': the grader writes and runs only files named relative to your "
-                          "notebook's folder (no absolute path, no '..')")
+        raise MagicNotRun(
+            f"'{name[:80]}': the grader writes and runs only files named relative to your "
+            "notebook's folder (no absolute path, no '..')"
+        )
     return posixpath.join(*parts)
 
 
@@ -70,7 +75,7 @@ class _Shell:
             raise MagicNotRun(f"%%{magic} {line[:80]}: name exactly one file")
         with open(self._path(names[0]), "a" if append else "w", encoding="utf-8") as f:
             f.write(body)
-        importlib.invalidate_caches()             # the new module is importable at once, as in the kernel
+        importlib.invalidate_caches()  # the new module is importable at once, as in the kernel
         return None
 
     def run_line_magic(self, magic, line, *args):
@@ -83,12 +88,14 @@ class _Shell:
             raise MagicNotRun(f"%run {line[:80]}: the grader runs only '%run file.py', no options or arguments")
         path = self._path(words[0])
         if not os.path.isfile(path):
-            raise MagicNotRun(f"%run {words[0]}: no such file when grading; only files your notebook writes "
-                              "with %%writefile exist (put the helper in a cell instead)")
+            raise MagicNotRun(
+                f"%run {words[0]}: no such file when grading; only files your notebook writes "
+                "with %%writefile exist (put the helper in a cell instead)"
+            )
         with open(path, encoding="utf-8") as f:
             code = compile(f.read(), words[0], "exec")
         scope = {"__name__": "__main__", "__file__": words[0], "get_ipython": get_ipython}
-        exec(code, scope)                          # as %run: a fresh namespace, then its names are the notebook's
+        exec(code, scope)  # as %run: a fresh namespace, then its names are the notebook's
         self.ns.update({k: v for k, v in scope.items() if not k.startswith("__")})
         return None
 
@@ -121,15 +128,18 @@ def _kept(node) -> bool:
 def not_run(code: str, name: str) -> list:
     """Problems naming the magics of a cell the probe does not run though later cells may depend on them."""
     found = [_magic_call(node) for node in parse(code, name).body]
-    return [f"{name}: the grader does not run %{'%' if kind == 'cell' else ''}{magic} (use %%writefile for "
-            "helper files, or put the code in a cell)" for kind, magic in filter(None, found)
-            if magic in _NOT_RUN[kind]]
+    return [
+        f"{name}: the grader does not run %{'%' if kind == 'cell' else ''}{magic} (use %%writefile for "
+        "helper files, or put the code in a cell)"
+        for kind, magic in filter(None, found)
+        if magic in _NOT_RUN[kind]
+    ]
 
 
 def _notes(code: str, name: str) -> list:
     try:
         return not_run(code, name)
-    except SyntaxError:              # define() already reported the cell
+    except SyntaxError:  # define() already reported the cell
         return []
 
 
@@ -156,15 +166,19 @@ def parse(code: str, name: str):
 
         tree = ast.parse(TransformerManager().transform_cell(code), f"<{name}>")
     call = tree.body[0].value if _len(tree.body) == 1 and type(tree.body[0]).__name__ == "Expr" else None
-    if (type(call).__name__ == "Call" and getattr(call.func, "attr", None) == "run_cell_magic"
-            and _len(call.args) == 3 and all(type(a).__name__ == "Constant" for a in call.args)):
+    if (
+        type(call).__name__ == "Call"
+        and getattr(call.func, "attr", None) == "run_cell_magic"
+        and _len(call.args) == 3
+        and all(type(a).__name__ == "Constant" for a in call.args)
+    ):
         magic, _line, body = (a.value for a in call.args)
         if magic in _FILE_MAGICS or magic in _NOT_RUN["cell"]:
             return tree
         if magic not in _BODY_MAGICS:
             return ast.Module(body=[], type_ignores=[])
         tree = parse(body, name)
-        ast.increment_lineno(tree, 1)            # tracebacks point at the cell's own lines
+        ast.increment_lineno(tree, 1)  # tracebacks point at the cell's own lines
     return tree
 
 
@@ -194,7 +208,7 @@ def define(cells: list, ns: dict, skip=(), defs_only=()) -> list:
     ns.setdefault("get_ipython", get_ipython)
     _SHELL.ns = ns
     problems = []
-    for n, (name, code, *mode) in enumerate(cells):
+    for n, (name, code, *_mode) in enumerate(cells):
         if n in skip:
             problems.append(f"{name} was not run: it did not finish within the time cap")
             continue
@@ -209,4 +223,3 @@ def define(cells: list, ns: dict, skip=(), defs_only=()) -> list:
     if markers.SINK is not None and markers.SINK.watchdog:
         markers.SINK.watchdog.disarm()
     return problems
-

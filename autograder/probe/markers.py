@@ -5,6 +5,7 @@ Before every call into student code the probe writes what it is about to run to
 which check was lost and runs the rest in a fresh sandbox. A forked watchdog kills the
 probe when one cell or one check runs longer than the spec's ``check_seconds``.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,11 +14,11 @@ import signal
 
 _os_write, _ftruncate, _exit, _kill, _str = os.pwrite, os.ftruncate, os._exit, os.kill, str
 _type = type
-RUNNING = "running.txt"       # what the probe is about to run (``Sink.running``); read by the grader after a kill
-WATCHDOG = "watchdog.txt"     # written by the watchdog just before it kills the probe for wall time
+RUNNING = "running.txt"  # what the probe is about to run (``Sink.running``); read by the grader after a kill
+WATCHDOG = "watchdog.txt"  # written by the watchdog just before it kills the probe for wall time
 TIMED_OUT = "timed out"
 DONE, BETWEEN = "done", "between checks"
-MEMORY_EXHAUSTED = 75         # exit status: a MemoryError left the process unusable; run the rest afresh
+MEMORY_EXHAUSTED = 75  # exit status: a MemoryError left the process unusable; run the rest afresh
 
 
 class Watchdog:
@@ -30,7 +31,7 @@ class Watchdog:
 
     def __init__(self, seconds: float, folder: str):
         read_end, self._pipe = os.pipe()
-        if os.fork() == 0:                        # the watchdog: it never runs student code
+        if os.fork() == 0:  # the watchdog: it never runs student code
             os.close(self._pipe)
             self._watch(read_end, os.getppid(), seconds, os.path.join(folder, WATCHDOG))
         os.close(read_end)
@@ -40,13 +41,13 @@ class Watchdog:
         armed = False
         while True:
             ready, _, _ = select.select([pipe], [], [], seconds if armed else None)
-            if not ready:                         # armed and silent for ``seconds``: the check hangs
+            if not ready:  # armed and silent for ``seconds``: the check hangs
                 with open(report, "w") as f:
                     f.write(TIMED_OUT)
                 _kill(probe, signal.SIGKILL)
                 _exit(0)
             byte = os.read(pipe, 1)
-            if not byte:                          # the probe ended (or died): so does the watchdog
+            if not byte:  # the probe ended (or died): so does the watchdog
                 _exit(0)
             armed = byte == b"a"
 
@@ -55,8 +56,6 @@ class Watchdog:
 
     def disarm(self) -> None:
         os.write(self._pipe, b"d")
-
-
 
 
 class Sink:
@@ -69,7 +68,7 @@ class Sink:
         self.out_path, self.watchdog, self._write = out_path, watchdog, write
         self._fd = os.open(RUNNING, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         self.check, self.scenario, self.ns = "", 0, {}
-        self.exhausted = False                    # a MemoryError was seen: the process may be unusable
+        self.exhausted = False  # a MemoryError was seen: the process may be unusable
 
     def note(self, text: str) -> None:
         _ftruncate(self._fd, 0)
@@ -85,7 +84,7 @@ class Sink:
         self.note(BETWEEN)
 
 
-SINK = None       # set by ``run.main`` in the sandbox
+SINK = None  # set by ``run.main`` in the sandbox
 
 
 def mark(cls: str, method: str, step: int = 0) -> None:
@@ -101,4 +100,3 @@ def _defining_class(ns: dict, cls: str, method: str) -> str:
     except Exception:  # not a class (or missing): the scenario's class stands
         return cls
     return next((_str(_type.__dict__["__name__"].__get__(k))[:40] for k in mro if method in k.__dict__), cls)
-

@@ -9,6 +9,7 @@ killed. The trusted grader reads this file as hostile data (``judge.output``).
 
 Everything used here is bound at import, before any student code runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ def encode(value):
     """One observation as plain JSON: its text, or its shape and float64 values."""
     if value.dtype.kind == "U":
         return value.item()
-    return {"shape": list(value.shape),
-            "values": [v if _isfinite(v) else _repr(v) for v in value.reshape(-1).tolist()]}
+    return {"shape": list(value.shape), "values": [v if _isfinite(v) else _repr(v) for v in value.reshape(-1).tolist()]}
 
 
 def _append(path: str, line: dict) -> None:

@@ -4,6 +4,7 @@ Runs inside the sandbox beside the student's code (stdlib + numpy only). The
 builtins and numpy functions it uses are bound at import, before any student code
 runs, so a submission that rebinds them cannot change how observations are recorded.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,9 @@ from . import markers
 
 _array, _float64, _ndarray, _isinstance, _str = np.array, np.float64, np.ndarray, isinstance, str
 NONE = "<None>"
-MAX_TEXT = 1000               # characters of one text observation; the grader accepts no more
-PROBLEMS = "__problems__"     # the one key besides observations: why a cell did not define
-MEMORY = " (x parameter bytes)"   # a label ending so holds a table of buffers the grader turns into a ratio
+MAX_TEXT = 1000  # characters of one text observation; the grader accepts no more
+PROBLEMS = "__problems__"  # the one key besides observations: why a cell did not define
+MEMORY = " (x parameter bytes)"  # a label ending so holds a table of buffers the grader turns into a ratio
 
 
 class Recorder:
@@ -42,7 +43,6 @@ class Recorder:
         self.items.append((label, _array(_str(text)[:MAX_TEXT])))
 
 
-
 def describe(err: BaseException) -> str:
     if markers.SINK is not None and _isinstance(err, MemoryError):
         markers.SINK.exhausted = True
@@ -57,4 +57,3 @@ def attempt(record: Recorder, label: str, call) -> bool:
     except BaseException as err:  # the student's exception (even SystemExit) is an observation
         record.text(label, describe(err))
         return False
-

@@ -11,6 +11,7 @@ probe extensions, imported here; each ``register``s its scenario kinds.
 Runs inside the sandbox beside the student's code and holds no expected values: it only
 reports observations for the trusted grader to judge.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,8 +26,8 @@ from .cells import _SHELL, _notes, define
 from .record import MAX_TEXT, Recorder, describe
 
 _array, _exit = np.array, os._exit
-KINDS: dict = {}          # scenario kind -> function(ns, scenario, recorder), from the extensions
-_NAMESPACES: list = []    # functions giving names a solution cell may rely on, from the extensions
+KINDS: dict = {}  # scenario kind -> function(ns, scenario, recorder), from the extensions
+_NAMESPACES: list = []  # functions giving names a solution cell may rely on, from the extensions
 
 
 def register(kinds: dict, namespace=None) -> None:
@@ -80,25 +81,31 @@ def base_namespace() -> dict:
 
 
 def flatten(results: dict) -> dict:
-    return {f"{check_id}|{i:03d}|{label}": obs
-            for check_id, items in results.items() for i, (label, obs) in enumerate(items)}
+    return {
+        f"{check_id}|{i:03d}|{label}": obs
+        for check_id, items in results.items()
+        for i, (label, obs) in enumerate(items)
+    }
 
 
 def main(argv) -> int:
     code_path, spec_path, out_path = argv
-    os.environ["NBGRADER_EXECUTION"] = "autograde"    # as the notebook's kernel under nbgrader: its guarded demos stay off
+    os.environ["NBGRADER_EXECUTION"] = (
+        "autograde"  # as the notebook's kernel under nbgrader: its guarded demos stay off
+    )
     with open(spec_path) as f:
         spec = json.load(f)
     with open(code_path) as f:
         cells = json.load(f)
     for name in spec.get("extensions", ()):
-        importlib.import_module(name)                 # before any student code: it registers its kinds
+        importlib.import_module(name)  # before any student code: it registers its kinds
     folder = os.getcwd()
-    sys.path.insert(0, folder)                        # as the kernel's folder: helper modules the notebook wrote
+    sys.path.insert(0, folder)  # as the kernel's folder: helper modules the notebook wrote
     _SHELL.folder = folder
     seconds = spec.get("check_seconds")
-    sink = markers.SINK = markers.Sink(os.path.abspath(out_path),
-                                       markers.Watchdog(seconds, folder) if seconds else None, output.append_check)
+    sink = markers.SINK = markers.Sink(
+        os.path.abspath(out_path), markers.Watchdog(seconds, folder) if seconds else None, output.append_check
+    )
     ns = base_namespace()
     problems = define(cells, ns, set(spec.get("skip_cells", ())), set(spec.get("defs_only_cells", ())))
     problems += [note for name, code, *_ in cells for note in _notes(code, name)]

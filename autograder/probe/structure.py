@@ -4,6 +4,7 @@
 what an object really holds (not a ``__dict__`` property), and ndarray's own
 descriptors give the real dtype and size of a subclass whose properties lie.
 """
+
 from __future__ import annotations
 
 import gc
@@ -14,8 +15,16 @@ import numpy as np
 _ndarray, _str = np.ndarray, str
 _type, _issubclass, _id, _referents = type, issubclass, id, gc.get_referents
 _ND = {name: np.ndarray.__dict__[name].__get__ for name in ("base", "dtype", "size", "itemsize")}
-_OPAQUE = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-           types.CodeType, types.FrameType, types.GeneratorType)
+_OPAQUE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.CodeType,
+    types.FrameType,
+    types.GeneratorType,
+)
 
 
 def _owner(array):
@@ -44,7 +53,7 @@ def reachable_buffers(root, skip: set) -> list:
         kind = _type(obj)
         if _issubclass(kind, _ndarray):
             owner = _owner(obj)
-            owners[_id(owner)] = owner           # keeps it alive, so its id is not reused
+            owners[_id(owner)] = owner  # keeps it alive, so its id is not reused
             if kind is _ndarray:
                 continue
         elif _issubclass(kind, _OPAQUE):
@@ -64,4 +73,3 @@ def dtype_name(value) -> str:
             return "not an array"
         value = arrays[0]
     return _str(_ND["dtype"](value))
-

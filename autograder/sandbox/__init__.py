@@ -15,12 +15,40 @@ Callers use the names re-exported here.
 """
 
 from .limits import IDS_PER_PROCESS, PID_LIMIT, SANDBOX_ID_BASE, Limits, memory_budget, new_sandbox_id
-from .policy import (MODES, OFF_WARNING, SandboxUnavailable, bwrap_available, check, memory_announcement,
-                     mode, refusal, sandbox_argv, unavailable_reason)
+from .policy import (
+    MODES,
+    OFF_WARNING,
+    SandboxUnavailable,
+    bwrap_available,
+    check,
+    memory_announcement,
+    mode,
+    refusal,
+    sandbox_argv,
+    unavailable_reason,
+)
 from .provisioner import SandboxedKernelManager, SandboxProvisioner
 from .runner import Result, run
 
-__all__ = ["IDS_PER_PROCESS", "MODES", "OFF_WARNING", "PID_LIMIT", "SANDBOX_ID_BASE", "Limits", "Result",
-           "SandboxProvisioner", "SandboxUnavailable", "SandboxedKernelManager", "bwrap_available", "check",
-           "memory_announcement", "memory_budget", "mode", "new_sandbox_id", "refusal", "run", "sandbox_argv",
-           "unavailable_reason"]
+__all__ = [
+    "IDS_PER_PROCESS",
+    "MODES",
+    "OFF_WARNING",
+    "PID_LIMIT",
+    "SANDBOX_ID_BASE",
+    "Limits",
+    "Result",
+    "SandboxProvisioner",
+    "SandboxUnavailable",
+    "SandboxedKernelManager",
+    "bwrap_available",
+    "check",
+    "memory_announcement",
+    "memory_budget",
+    "mode",
+    "new_sandbox_id",
+    "refusal",
+    "run",
+    "sandbox_argv",
+    "unavailable_reason",
+]

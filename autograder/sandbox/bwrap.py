@@ -12,17 +12,25 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .limits import SANDBOX_ID_BASE, Limits, drops_privileges
-
 
 # Read-only system files: the dynamic loader cache, time zone, user names (getpass
 # fails without a passwd entry), /etc/alternatives (targets of many /usr/bin
 # symlinks) and fontconfig (matplotlib runs fc-list). Nothing secret.
-_ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd",
-              "group", "nsswitch.conf", "alternatives", "fonts")
+_ETC_FILES = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "alternatives",
+    "fonts",
+)
 
 
 # ------------------------------------------------------------------- command line
@@ -50,14 +58,30 @@ def base_env(scratch: Path, env: dict | None) -> dict[str, str]:
     return base
 
 
-def bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Path] = (),
-                rw_paths: Sequence[Path] = (), env: dict | None = None,
-                limits: Limits = Limits(), info_fd: int | None = None, uid: int | None = None,
-                seccomp_fd: int | None = None) -> list[str]:
+def bwrap_argv(
+    command: Sequence[str],
+    scratch: Path,
+    *,
+    ro_paths: Sequence[Path] = (),
+    rw_paths: Sequence[Path] = (),
+    env: dict | None = None,
+    limits: Limits = Limits(),
+    info_fd: int | None = None,
+    uid: int | None = None,
+    seccomp_fd: int | None = None,
+) -> list[str]:
     scratch = Path(scratch).resolve()
     uid = SANDBOX_ID_BASE if uid is None else uid
-    argv = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    argv = [
+        shutil.which("bwrap") or "bwrap",
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if info_fd is not None:  # bwrap reports the host pid of the sandbox's PID 1 there
         argv += ["--info-fd", str(info_fd)]
     if seccomp_fd is not None:  # memcap's one-process filter, applied to the student command
@@ -103,8 +127,7 @@ def bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Path
     # at /tmp/v -> /work/.venv, sys.executable /tmp/v/bin/python) is bound at both its
     # resolved and its literal location, so commands and files name either one.
     binds: dict[Path, tuple[str, Path]] = {}
-    for option, paths in (("--ro-bind", (sys.base_prefix, sys.prefix, *ro_paths)),
-                          ("--bind", (*rw_paths, scratch))):
+    for option, paths in (("--ro-bind", (sys.base_prefix, sys.prefix, *ro_paths)), ("--bind", (*rw_paths, scratch))):
         for p in paths:
             real = Path(p).resolve()
             for inside in (real, Path(os.path.abspath(p))):
@@ -122,7 +145,13 @@ def bwrap_argv(command: Sequence[str], scratch: Path, *, ro_paths: Sequence[Path
         argv += ["--setenv", key, value]
     argv.append("--")
     if drops_privileges():
-        argv += [shutil.which("setpriv") or "setpriv", f"--reuid={uid}",
-                 f"--regid={uid}", "--clear-groups", "--inh-caps=-all",
-                 "--no-new-privs", "--"]
+        argv += [
+            shutil.which("setpriv") or "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--no-new-privs",
+            "--",
+        ]
     return argv + list(command)

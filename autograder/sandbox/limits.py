@@ -14,7 +14,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-
 #: As root, each sandbox runs as its own unprivileged uid/gid from this range
 #: (no passwd entry needed), so RLIMIT_NPROC, which counts per uid, caps every
 #: sandbox separately: one fork bomb cannot starve a concurrent grader.
@@ -42,6 +41,7 @@ def new_sandbox_id() -> int:
     with _ids_lock:
         n = next(_ids)
     return SANDBOX_ID_BASE + pid * IDS_PER_PROCESS + n % IDS_PER_PROCESS
+
 
 @dataclass(frozen=True)
 class Limits:

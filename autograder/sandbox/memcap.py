@@ -19,6 +19,7 @@ after their tree is killed, and :func:`sweep` removes those of dead graders.
 ``AUTOGRADER_MEMORY_CAP=one-process`` forces the fallback (tests); it can only
 choose another bound that holds the same budget, never switch the cap off.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,6 +52,7 @@ class MemcapError(RuntimeError):
 
 # ------------------------------------------------------------------ where groups go
 
+
 def _mounts(mountinfo: str) -> dict[str, tuple[Path, str]]:
     """{"cgroup2" or a v1 controller name: (mount point, mount root)} from /proc/self/mountinfo text."""
     found: dict[str, tuple[Path, str]] = {}
@@ -82,7 +84,7 @@ def _own_cgroups(text: str) -> dict[str, str]:
 def _join(mount: tuple[Path, str], path: str) -> Path:
     """The directory of cgroup ``path`` under a mount whose root is ``mount[1]``."""
     point, root = mount
-    rel = path[len(root):] if root != "/" and path.startswith(root) else path
+    rel = path[len(root) :] if root != "/" and path.startswith(root) else path
     return point / rel.lstrip("/")
 
 
@@ -113,18 +115,21 @@ def _v2_parent(mounts, own) -> Path | None:
 
 def _v1_parents(mounts, own) -> tuple[Path | None, Path | None]:
     """Our v1 memory cgroup (if writable) and our v1 pids cgroup (if mounted)."""
+
     def parent(name):
         if name in mounts and name in own:
             path = _join(mounts[name], own[name])
             if os.access(path, os.W_OK):
                 return path
         return None
+
     return parent("memory"), parent("pids")
 
 
 @dataclass(frozen=True)
 class Backend:
     """The bound that applies on this machine and where its groups are made."""
+
     kind: str  # V2, V1 or ONE_PROCESS
     memory_parent: Path | None = None  # v2: the one parent; v1: the memory controller's
     pids_parent: Path | None = None  # v1 only: the pids controller's (None: not mounted)
@@ -132,9 +137,12 @@ class Backend:
 
     def describe(self, budget: int) -> str:
         """The announcement line: which bound applies."""
-        how = {V2: "cgroup v2 memory controller", V1: V1,
-               ONE_PROCESS: f"no cgroup ({self.why}): a seccomp filter allows threads but no "
-                            "second process, so one process's RLIMIT_AS is the whole tree's"}[self.kind]
+        how = {
+            V2: "cgroup v2 memory controller",
+            V1: V1,
+            ONE_PROCESS: f"no cgroup ({self.why}): a seccomp filter allows threads but no "
+            "second process, so one process's RLIMIT_AS is the whole tree's",
+        }[self.kind]
         return f"memory: each sandbox's process tree capped at {budget / 1024**3:.1f} GiB ({how})"
 
 
@@ -142,8 +150,10 @@ def forced() -> str:
     """``AUTOGRADER_MEMORY_CAP`` (read each time); an unknown value is refused, never ignored."""
     value = os.environ.get(FORCE_ENV, "").strip().lower() or "auto"
     if value not in FORCE_VALUES:
-        raise MemcapError(f"{FORCE_ENV}={value!r} is not one of {', '.join(FORCE_VALUES)}: "
-                          "unset it to let the grader pick the memory bound")
+        raise MemcapError(
+            f"{FORCE_ENV}={value!r} is not one of {', '.join(FORCE_VALUES)}: "
+            "unset it to let the grader pick the memory bound"
+        )
     return value
 
 
@@ -189,9 +199,11 @@ def _can_make_group(parent: Path) -> bool:
 
 # ------------------------------------------------------------------------ groups
 
+
 @dataclass
 class Group:
     """One sandbox's cgroup (one directory per hierarchy it spans)."""
+
     kind: str
     dirs: list[Path]  # memory (or v2) first, then v1 pids
     budget: int
@@ -310,7 +322,7 @@ def sweep(alive, backend: Backend | None = None) -> list[Path]:
     parents = [p for p in (backend.memory_parent, backend.pids_parent) if p is not None]
     for parent in parents:
         for path in parent.glob(f"{PREFIX}*-*"):
-            owner = path.name[len(PREFIX):].split("-")[0]
+            owner = path.name[len(PREFIX) :].split("-")[0]
             if owner.isdigit() and int(owner) != os.getpid() and not alive(int(owner)):
                 if Group(backend.kind, [path], 0).remove():
                     removed.append(path)
@@ -345,15 +357,20 @@ def no_process_filter(machine: str | None = None) -> bytes:
     program.append((_JEQ, "enosys", 0, clone3))
     program += [(_JEQ, "eperm", 0, nr) for nr in forks]
     program += [(_JEQ, 0, "allow", clone), (_LD_ABS, 0, 0, 16), (_JSET, "allow", "eperm", _CLONE_THREAD)]
-    labels = {"allow": (_RET, _ALLOW), "eperm": (_RET, _ERRNO | errno.EPERM),
-              "enosys": (_RET, _ERRNO | errno.ENOSYS), "kill": (_RET, _KILL)}
+    labels = {
+        "allow": (_RET, _ALLOW),
+        "eperm": (_RET, _ERRNO | errno.EPERM),
+        "enosys": (_RET, _ERRNO | errno.ENOSYS),
+        "kill": (_RET, _KILL),
+    }
     at = {name: len(program) + i for i, name in enumerate(labels)}
 
     def offset(target, index):
         return 0 if target == 0 else at[target] - index - 1
 
-    code = b"".join(struct.pack("=HBBI", op, offset(jt, i), offset(jf, i), k)
-                    for i, (op, jt, jf, k) in enumerate(program))
+    code = b"".join(
+        struct.pack("=HBBI", op, offset(jt, i), offset(jf, i), k) for i, (op, jt, jf, k) in enumerate(program)
+    )
     return code + b"".join(struct.pack("=HBBI", op, 0, 0, k) for op, k in labels.values())
 
 

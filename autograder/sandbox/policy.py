@@ -15,18 +15,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import memcap, tempdirs
 from .bwrap import BWRAP_ENV, bwrap_argv
 from .limits import Limits, drops_privileges, memory_budget, prepare_dir
 
-
 MODES = ("auto", "required", "off")
-OFF_WARNING = ("WARNING: AUTOGRADER_SANDBOX=off: student code runs WITHOUT the bubblewrap sandbox "
-               "(no filesystem or network isolation, only resource limits); it can read and write "
-               "this machine's files.")
+OFF_WARNING = (
+    "WARNING: AUTOGRADER_SANDBOX=off: student code runs WITHOUT the bubblewrap sandbox "
+    "(no filesystem or network isolation, only resource limits); it can read and write "
+    "this machine's files."
+)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -71,18 +72,22 @@ def mode() -> str:
     """``AUTOGRADER_SANDBOX`` (read each time): "off", or "required" for unset/auto/required."""
     value = os.environ.get("AUTOGRADER_SANDBOX", "").strip().lower() or "auto"
     if value not in MODES:
-        raise SandboxUnavailable(f"AUTOGRADER_SANDBOX={value!r} is not one of {', '.join(MODES)}: "
-                                 "refusing to grade (unset it to use the bubblewrap sandbox)")
+        raise SandboxUnavailable(
+            f"AUTOGRADER_SANDBOX={value!r} is not one of {', '.join(MODES)}: "
+            "refusing to grade (unset it to use the bubblewrap sandbox)"
+        )
     return "off" if value == "off" else "required"
 
 
 def refusal(problem: str) -> str:
     """The one message every entry point prints when it will not run student code."""
-    return (f"refusing to grade: the bubblewrap sandbox does not work here ({problem.strip()}). "
-            "No student code was run. Fix one of: install bubblewrap (apt-get install bubblewrap); "
-            f"fix the path so that `bwrap`{' and `setpriv`' if drops_privileges() else ''} are found "
-            f"and can run {sys.executable}; or set AUTOGRADER_SANDBOX=off to grade WITHOUT isolation, "
-            "knowingly accepting that student code can read and write this machine's files.")
+    return (
+        f"refusing to grade: the bubblewrap sandbox does not work here ({problem.strip()}). "
+        "No student code was run. Fix one of: install bubblewrap (apt-get install bubblewrap); "
+        f"fix the path so that `bwrap`{' and `setpriv`' if drops_privileges() else ''} are found "
+        f"and can run {sys.executable}; or set AUTOGRADER_SANDBOX=off to grade WITHOUT isolation, "
+        "knowingly accepting that student code can read and write this machine's files."
+    )
 
 
 def use_bwrap() -> bool:
@@ -112,9 +117,15 @@ def check(announce=None) -> bool:
     return False
 
 
-def sandbox_argv(command: list[str], scratch: Path, *, ro_paths: Sequence[Path] = (),
-                 env: dict | None = None, rw_paths: Sequence[Path] = (),
-                 limits: Limits = Limits()) -> list[str]:
+def sandbox_argv(
+    command: list[str],
+    scratch: Path,
+    *,
+    ro_paths: Sequence[Path] = (),
+    env: dict | None = None,
+    rw_paths: Sequence[Path] = (),
+    limits: Limits = Limits(),
+) -> list[str]:
     """The bwrap command line that runs ``command`` in ``scratch``; with AUTOGRADER_SANDBOX=off, ``command``.
 
     ``ro_paths`` are bound read-only and ``rw_paths`` read-write, each at its own
@@ -123,5 +134,4 @@ def sandbox_argv(command: list[str], scratch: Path, *, ro_paths: Sequence[Path] 
     """
     if not use_bwrap():
         return list(command)
-    return bwrap_argv(command, scratch, ro_paths=ro_paths, rw_paths=rw_paths, env=env,
-                       limits=limits)
+    return bwrap_argv(command, scratch, ro_paths=ro_paths, rw_paths=rw_paths, env=env, limits=limits)

@@ -129,9 +129,17 @@ class SandboxProvisioner(LocalProvisioner):
             self._release_cap()  # a restart's old tree is gone: its group goes too
             # The runtime dir is a tmpfs the kernel writes: its budget covers it too.
             self._cap = TreeCap.new(self.limits, extra_bytes=self.runtime_bytes)
-            kwargs["cmd"] = bwrap_argv(kernel_cmd, scratch, ro_paths=self.ro_paths, rw_paths=[self._runtime],
-                                       env=env, limits=self.limits, info_fd=self._info_fds[1], uid=uid,
-                                       seccomp_fd=self._cap.seccomp_fd)
+            kwargs["cmd"] = bwrap_argv(
+                kernel_cmd,
+                scratch,
+                ro_paths=self.ro_paths,
+                rw_paths=[self._runtime],
+                env=env,
+                limits=self.limits,
+                info_fd=self._info_fds[1],
+                uid=uid,
+                seccomp_fd=self._cap.seccomp_fd,
+            )
             kwargs.update(env=dict(BWRAP_ENV), pass_fds=(self._info_fds[1], *self._cap.pass_fds()))
             preexec = self._cap.preexec(self.limits)
         else:
@@ -276,7 +284,8 @@ class SandboxKernelSpecManager(KernelSpecManager):
             raise SandboxUnavailable(
                 f"refusing to start a kernel: the sandbox's kernel provisioner {PROVISIONER_NAME!r} is not "
                 "registered in this Python environment. No student code was run. Reinstall the package "
-                "(make env, or pip install -e .) so that its jupyter_client.kernel_provisioners entry point exists.")
+                "(make env, or pip install -e .) so that its jupyter_client.kernel_provisioners entry point exists."
+            )
         return spec
 
 

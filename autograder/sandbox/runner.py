@@ -14,9 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .bwrap import BWRAP_ENV, base_env, bwrap_argv
 from .limits import Limits, new_sandbox_id, prepare_dir
@@ -57,8 +57,14 @@ def _feed(pipe, data: bytes) -> None:
         pipe.close()
 
 
-def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits,
-            disk_full: str | None = None, tree_oom: str | None = None) -> str | None:
+def _reason(
+    returncode: int | None,
+    stderr: str,
+    timed_out: bool,
+    limits: Limits,
+    disk_full: str | None = None,
+    tree_oom: str | None = None,
+) -> str | None:
     if tree_oom:  # the memory group's OOM kill (it may also show as SIGKILL or a timeout)
         return tree_oom
     if timed_out:
@@ -77,7 +83,7 @@ def _reason(returncode: int | None, stderr: str, timed_out: bool, limits: Limits
 
 
 def _full(scratch: Path) -> str | None:
-    """" (capped at N MiB)" when ``scratch`` is a size-capped mount with no room left, else None."""
+    """ " (capped at N MiB)" when ``scratch`` is a size-capped mount with no room left, else None."""
     try:
         if not os.path.ismount(scratch):
             return None
@@ -89,9 +95,15 @@ def _full(scratch: Path) -> str | None:
     return None
 
 
-def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
-        ro_paths: Sequence[Path] = (), env: dict | None = None,
-        stdin: bytes | None = None) -> Result:
+def run(
+    command: list[str],
+    scratch: Path,
+    limits: Limits = Limits(),
+    *,
+    ro_paths: Sequence[Path] = (),
+    env: dict | None = None,
+    stdin: bytes | None = None,
+) -> Result:
     """Run ``command`` sandboxed in ``scratch`` (created, and chowned to a fresh sandbox uid if we are root).
 
     Nothing it started survives the call: in the sandbox we kill its PID
@@ -109,8 +121,16 @@ def run(command: list[str], scratch: Path, limits: Limits = Limits(), *,
         cap.release()
 
 
-def _run(command: list[str], scratch: Path, limits: Limits, cap: TreeCap | None, *,
-         ro_paths: Sequence[Path] = (), env: dict | None = None, stdin: bytes | None = None) -> Result:
+def _run(
+    command: list[str],
+    scratch: Path,
+    limits: Limits,
+    cap: TreeCap | None,
+    *,
+    ro_paths: Sequence[Path] = (),
+    env: dict | None = None,
+    stdin: bytes | None = None,
+) -> Result:
     """:func:`run` once the tree's memory cap exists (``cap`` None: unsandboxed, rlimits only)."""
     sandboxed = cap is not None
     info_r = info_w = None
@@ -118,8 +138,16 @@ def _run(command: list[str], scratch: Path, limits: Limits, cap: TreeCap | None,
         uid = new_sandbox_id()
         prepare_dir(scratch, uid)
         info_r, info_w = os.pipe()
-        argv = bwrap_argv(command, scratch, ro_paths=ro_paths, env=env, limits=limits,
-                           info_fd=info_w, uid=uid, seccomp_fd=cap.seccomp_fd)
+        argv = bwrap_argv(
+            command,
+            scratch,
+            ro_paths=ro_paths,
+            env=env,
+            limits=limits,
+            info_fd=info_w,
+            uid=uid,
+            seccomp_fd=cap.seccomp_fd,
+        )
         popen_env = BWRAP_ENV
     else:
         scratch.mkdir(parents=True, exist_ok=True)
@@ -127,10 +155,15 @@ def _run(command: list[str], scratch: Path, limits: Limits, cap: TreeCap | None,
 
     try:
         proc = subprocess.Popen(
-            argv, cwd=scratch, env=popen_env, start_new_session=True, close_fds=True,
+            argv,
+            cwd=scratch,
+            env=popen_env,
+            start_new_session=True,
+            close_fds=True,
             pass_fds=() if info_w is None else (info_w, *cap.pass_fds()),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             preexec_fn=cap.preexec(limits) if sandboxed else functools.partial(set_rlimits, limits),
         )
     finally:
@@ -185,7 +218,11 @@ def _run(command: list[str], scratch: Path, limits: Limits, cap: TreeCap | None,
     if sandboxed and tree_oom is None and cap.oom_killed():
         tree_oom = cap.reason()
     return Result(
-        returncode=returncode, stdout=out.text(), stderr=stderr, timed_out=timed_out,
+        returncode=returncode,
+        stdout=out.text(),
+        stderr=stderr,
+        timed_out=timed_out,
         killed_reason=_reason(returncode, stderr, timed_out, limits, _full(scratch), tree_oom),
-        truncated=bool(out.dropped or err.dropped), sandboxed=sandboxed,
+        truncated=bool(out.dropped or err.dropped),
+        sandboxed=sandboxed,
     )

@@ -8,6 +8,7 @@ removed when the process exits normally; after a SIGKILL, the next grading proce
 removes it, and the sandbox memory cgroups named after it (:mod:`memcap`). Writable sandbox folders are size-limited tmpfs mounts when we are root
 (:func:`capped_dir`); see ARCHITECTURE.md for the non-root case.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -137,7 +138,7 @@ def sweep(tmp: Path | None = None) -> list[Path]:
     removed = []
     for path in Path(tmp or tempfile.gettempdir()).glob(f"{PREFIX}*"):
         try:
-            pid = int(path.name[len(PREFIX):].split("-")[0])
+            pid = int(path.name[len(PREFIX) :].split("-")[0])
         except (IndexError, ValueError):
             continue
         if pid != os.getpid() and not _alive(pid):

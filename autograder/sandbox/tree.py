@@ -45,6 +45,7 @@ def _enter_sandbox(limits: Limits, group: memcap.Group | None) -> None:
 @dataclass
 class TreeCap:
     """One sandbox's whole-tree memory bound: its cgroup, or else the one-process seccomp filter."""
+
     group: memcap.Group | None
     seccomp_fd: int | None
     budget: int

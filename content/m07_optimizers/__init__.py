@@ -10,6 +10,7 @@ Registered under the ``autograder.modules`` entry point as the nbgrader assignme
 * ``reference/``: the reference data (``make reference``), ``solution/``: the reference build
   (``make generate``). Neither is ever copied into a sandbox.
 """
+
 from pathlib import Path
 
 from . import probe_kinds
@@ -23,6 +24,22 @@ REFERENCE_DIR = HERE / "reference"
 # (module name, file): imported by the sandboxed probe, the one file of this package it gets.
 PROBE_EXTENSIONS = ((probe_kinds.__name__, Path(probe_kinds.__file__)),)
 
-__all__ = ["COMPONENTS", "FAILURE_LABEL", "LOOK_AT", "NAMESPACE_NAMES", "catalog", "crash", "EXPLANATIONS", "SLUGS", "VARIANTS",
-           "apply", "METHODS", "INHERITS", "SIGNATURES", "signature_check_id", "signature_runs", "REFERENCE_DIR",
-           "PROBE_EXTENSIONS"]
+__all__ = [
+    "COMPONENTS",
+    "FAILURE_LABEL",
+    "LOOK_AT",
+    "NAMESPACE_NAMES",
+    "catalog",
+    "crash",
+    "EXPLANATIONS",
+    "SLUGS",
+    "VARIANTS",
+    "apply",
+    "METHODS",
+    "INHERITS",
+    "SIGNATURES",
+    "signature_check_id",
+    "signature_runs",
+    "REFERENCE_DIR",
+    "PROBE_EXTENSIONS",
+]

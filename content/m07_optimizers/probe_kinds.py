@@ -4,14 +4,15 @@ A probe extension: copied into the sandbox beside the probe package and imported
 there by name (the spec's ``extensions``), so it imports only the probe, numpy and
 the public tinytorch package; never the solution or the reference data.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from autograder.probe.markers import mark
 from autograder.probe.record import MEMORY, Recorder, attempt, describe
-from autograder.probe.structure import dtype_name, reachable_buffers
 from autograder.probe.run import register
+from autograder.probe.structure import dtype_name, reachable_buffers
 
 _array, _float64, _ndarray, _isinstance, _str, _len, _id = np.array, np.float64, np.ndarray, isinstance, str, len, id
 # The methods the probe calls on a student's class, the only method names a marker may carry.
@@ -36,15 +37,15 @@ def constructor_kwargs(spec: dict) -> dict:
     return {k: _float64(v) if k in scalars else v for k, v in spec["kwargs"].items()}
 
 
-
 def trajectory(ns: dict, spec: dict, rec: Recorder) -> None:
     """Step an optimizer through given gradients; record parameters and state after every step."""
     dtype = spec.get("dtype", "float32")
     params = [tensor(p, dtype) for p in spec["params"]]
     holder = {}
     mark(spec["cls"], "__init__")
-    if not attempt(rec, "constructing the optimizer",
-                   lambda: holder.update(opt=ns[spec["cls"]](params, **spec["kwargs"]))):
+    if not attempt(
+        rec, "constructing the optimizer", lambda: holder.update(opt=ns[spec["cls"]](params, **spec["kwargs"]))
+    ):
         return
     opt = holder["opt"]
     for attr, value in spec.get("initial_state", {}).items():
@@ -105,15 +106,17 @@ def checkpoint(ns: dict, spec: dict, rec: Recorder) -> None:
     fresh.set_momentum_state(given)
     for g in given:
         if g is not None:
-            g += 1000.0                      # the caller's arrays change after loading
+            g += 1000.0  # the caller's arrays change after loading
     for p, g in zip(fresh_params, spec["grads"]):
         p.grad = np.array(g, np.float32)
     mark("SGD", "step", 1)
     fresh.step()
     for j, p in enumerate(fresh_params):
         rec.value(f"params[{j}] after restoring and one step()", p.data)
-    for label, bad in (("a state with too few entries", saved[:-1]),
-                       ("a state with a wrong shape", [np.zeros((7, 7), np.float32)] + list(saved[1:]))):
+    for label, bad in (
+        ("a state with too few entries", saved[:-1]),
+        ("a state with a wrong shape", [np.zeros((7, 7), np.float32)] + list(saved[1:])),
+    ):
         try:
             mark("SGD", "set_momentum_state")
             fresh.set_momentum_state(bad)
@@ -137,16 +140,19 @@ def interface(ns: dict, spec: dict, rec: Recorder) -> None:
     mark("Optimizer", "__init__")
     opt = ns["Optimizer"](iter(params))
     rec.value("params is a list", _isinstance(opt.params, list))
-    rec.value("params kept in order", all(a is b for a, b in zip(opt.params, params)) and
-              _len(opt.params) == _len(params))
+    rec.value(
+        "params kept in order", all(a is b for a, b in zip(opt.params, params)) and _len(opt.params) == _len(params)
+    )
     rec.value("step_count at start", opt.step_count)
     try:
         ns["Optimizer"]([])
         rec.text("Optimizer([])", "no error")
     except ValueError:
         rec.text("Optimizer([])", "ValueError")
-    for label, listed in (("the same parameter twice", params + params[:1]),
-                          ("equal but distinct parameters", [tensor(spec["params"][0]), tensor(spec["params"][0])])):
+    for label, listed in (
+        ("the same parameter twice", params + params[:1]),
+        ("equal but distinct parameters", [tensor(spec["params"][0]), tensor(spec["params"][0])]),
+    ):
         try:
             ns["Optimizer"](listed)
             rec.text(f"Optimizer({label})", "no error")
@@ -266,17 +272,17 @@ def aliasing(ns: dict, spec: dict, rec: Recorder) -> None:
         return
     arr = lambda b: b if _isinstance(b, _ndarray) else getattr(b, "data", b)  # a Tensor's array  # noqa: E731
     live = lambda: [arr(b) for b in (getattr(opt, "momentum_buffers", None) or [])]  # noqa: E731
-    shares = lambda a, bs: any(_isinstance(a, _ndarray) and _isinstance(b, _ndarray) and  # noqa: E731
-                               np.shares_memory(a, b) for b in bs)
+
+    def shares(a, bs):
+        return any(_isinstance(a, _ndarray) and _isinstance(b, _ndarray) and np.shares_memory(a, b) for b in bs)
+
     mark("SGD", "get_momentum_state")
     saved = opt.get_momentum_state()
-    rec.value("saved state shares memory with the buffers",
-              any(shares(arr(s), live()) for s in (saved or [])))
+    rec.value("saved state shares memory with the buffers", any(shares(arr(s), live()) for s in (saved or [])))
     given = [np.array(g, np.float32) for g in spec["grads"]]
     mark("SGD", "set_momentum_state")
     opt.set_momentum_state(given)
     rec.value("loaded state shares memory with the caller's arrays", any(shares(g, live()) for g in given))
-
 
 
 def namespace() -> dict:
@@ -286,6 +292,19 @@ def namespace() -> dict:
     return {"Tensor": Tensor}
 
 
-KINDS = {f.__name__: f for f in (trajectory, checkpoint, interface, zero_grad, abstract_step, defaults, memory,
-                                     validation, dtypes, aliasing)}
+KINDS = {
+    f.__name__: f
+    for f in (
+        trajectory,
+        checkpoint,
+        interface,
+        zero_grad,
+        abstract_step,
+        defaults,
+        memory,
+        validation,
+        dtypes,
+        aliasing,
+    )
+}
 register(KINDS, namespace)

@@ -9,6 +9,7 @@
 Every instructor command runs as the README writes it: ``.venv/bin/nbgrader`` and
 ``.venv/bin/python`` from a shell whose PATH does not hold the venv.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools import sample_class
-from tools import generate, leaks, student_dist
+from tools import generate, leaks, sample_class, student_dist
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -38,8 +38,11 @@ pytestmark = pytest.mark.slow
 
 
 def plain_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_CONFIG_PATH", "AUTOGRADER_COURSE_ROOT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_CONFIG_PATH", "AUTOGRADER_COURSE_ROOT")
+    }
     return {**env, "PATH": PLAIN_PATH, "AUTOGRADER_SANDBOX": "required", **extra}
 
 
@@ -82,8 +85,9 @@ def autograde_and_feedback(course: Path, env: dict) -> dict:
     """What `make autograde` and `make feedback` run, in COURSE."""
     run([BIN / "python", "-m", "autograder", "course-autograde", ASSIGNMENT, "--course", course], ROOT, env)
     run([BIN / "nbgrader", "generate_feedback", ASSIGNMENT, "--force"], course, env)
-    return {student: (course / "feedback" / student / ASSIGNMENT / "optimizers.html").read_text()
-            for student in SOLUTIONS}
+    return {
+        student: (course / "feedback" / student / ASSIGNMENT / "optimizers.html").read_text() for student in SOLUTIONS
+    }
 
 
 def check_results(scores: dict, feedback: dict) -> None:
@@ -149,8 +153,11 @@ def test_zip_collect_of_an_lms_download_then_autograde(tmp_path):
             shutil.copy(ROOT / RELEASED, notebook)
             solve(notebook, case)
             archive.write(notebook, f"{student}_attempt_2026-11-2{number}_optimizers.ipynb")
-    run([BIN / "nbgrader", "zip_collect", ASSIGNMENT, f"--FileNameCollectorPlugin.named_regexp={LMS_PATTERN}"],
-        course, env)
+    run(
+        [BIN / "nbgrader", "zip_collect", ASSIGNMENT, f"--FileNameCollectorPlugin.named_regexp={LMS_PATTERN}"],
+        course,
+        env,
+    )
     for student in SOLUTIONS:
         assert (course / "submitted" / student / ASSIGNMENT / "optimizers.ipynb").is_file(), student
     feedback = autograde_and_feedback(course, env)

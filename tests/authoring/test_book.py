@@ -5,6 +5,7 @@ once (session fixture) with BOOK_REPO_URL naming a student repository, check eve
 repository link against a real student release, and load the page in headless Chromium
 both from a loopback server and from disk (file://).
 """
+
 from __future__ import annotations
 
 import ast
@@ -56,6 +57,7 @@ def page_text(markup: str) -> str:
 
 
 # -- fast: configuration and page source --------------------------------------------------
+
 
 def test_launch_links_open_files_of_the_student_release():
     from tools import student_dist
@@ -138,6 +140,7 @@ def test_pytorch_tab_code_trains():
 
 
 # -- slow: the real build --------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def node_modules():
@@ -254,7 +257,7 @@ def release_path(url: str) -> str | None:
         assert parsed.path == f"/v2/gh/acme/optim-07/{FORK_BRANCH}", url
         return unquote(parse_qs(parsed.query)["labpath"][0])
     assert url.startswith(FORK_URL), f"a GitHub link outside the student repository: {url}"
-    rest = url[len(FORK_URL):].strip("/")
+    rest = url[len(FORK_URL) :].strip("/")
     if not rest:
         return ""
     kind, branch, path = rest.split("/", 2)
@@ -266,8 +269,13 @@ def release_path(url: str) -> str | None:
 def test_every_repository_link_opens_a_file_of_the_student_release(built_book, tmp_path):
     html_dir, _ = built_book
     release = tmp_path / "release"
-    result = subprocess.run([sys.executable, "-m", "tools.student_dist", str(release)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.student_dist", str(release)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     links = {url for page in html_dir.rglob("*.html") for url in REPO_LINK.findall(page.read_text())}
     paths = {release_path(url) for url in links}
@@ -280,8 +288,14 @@ def test_every_repository_link_opens_a_file_of_the_student_release(built_book, t
 
 # -- slow: the page in a real browser -------------------------------------------------------
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -304,7 +318,8 @@ def live_page(built_book, chromium):
     """The built page open in headless Chromium, served from 127.0.0.1, with every request recorded."""
     html_dir, _ = built_book
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html_dir)))
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(html_dir))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     origin = f"http://127.0.0.1:{server.server_address[1]}"
     requests, errors = [], []

@@ -7,6 +7,7 @@ its sample class in ``demo/``; ``make clean`` removes build outputs only. The ex
 ``make demo`` check runs once, in tests/test_readme.py's fresh clone, with ``snapshot`` and
 ``plant_course_data`` from here.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,9 +25,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 ASSIGNMENT = "07_optimizers"
-COURSE_DATA = ("submitted", "autograded", "feedback", "gradebook.db", "grades.csv", "reports", "exchange",
-               "downloaded")
-GRADING_TARGETS = {"autograde", "feedback", "grades", "report"}     # write course data on purpose
+COURSE_DATA = ("submitted", "autograded", "feedback", "gradebook.db", "grades.csv", "reports", "exchange", "downloaded")
+GRADING_TARGETS = {"autograde", "feedback", "grades", "report"}  # write course data on purpose
 MANUAL_COMMENT = "Right idea; the 3x comes from m, v and the parameters themselves."
 
 
@@ -65,13 +65,15 @@ def plant_course_data(root: Path, with_gradebook: bool = True) -> None:
     for folder in ("submitted", "autograded"):
         (root / folder / "carol" / ASSIGNMENT).mkdir(parents=True, exist_ok=True)
         nbformat.write(notebook, root / folder / "carol" / ASSIGNMENT / "optimizers.ipynb")
-    files = {"feedback/carol/07_optimizers/optimizers.html": "<p>feedback</p>",
-             "grades.csv": '"assignment","student_id","score"\n"07_optimizers","carol",42.0\n',
-             "reports/07_optimizers.html": "<p>report</p>",
-             "exchange/tinytorch-07/inbound/carol+07_optimizers+2026-11-20 10:00:00.000000 UTC/optimizers.ipynb": "{}",
-             "downloaded/07_optimizers/archive/carol_attempt_2026-11-20_optimizers.ipynb": "{}"}
+    files = {
+        "feedback/carol/07_optimizers/optimizers.html": "<p>feedback</p>",
+        "grades.csv": '"assignment","student_id","score"\n"07_optimizers","carol",42.0\n',
+        "reports/07_optimizers.html": "<p>report</p>",
+        "exchange/tinytorch-07/inbound/carol+07_optimizers+2026-11-20 10:00:00.000000 UTC/optimizers.ipynb": "{}",
+        "downloaded/07_optimizers/archive/carol_attempt_2026-11-20_optimizers.ipynb": "{}",
+    }
     for relative, text in files.items():
-        if not (root / relative).exists():         # a real course's own files stay as they are
+        if not (root / relative).exists():  # a real course's own files stay as they are
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(text)
     if with_gradebook:
@@ -92,7 +94,7 @@ def gradebook_with_manual_grade(root: Path) -> None:
         gb.add_grade_cell("written_state", "optimizers", ASSIGNMENT, max_score=2, cell_type="markdown")
         gb.add_solution_cell("written_state", "optimizers", ASSIGNMENT)
         gb.add_student("carol")
-        with gb.db.no_autoflush:       # as autograder.batch.template.ensure_submission (no SAWarning)
+        with gb.db.no_autoflush:  # as autograder.batch.template.ensure_submission (no SAWarning)
             gb.add_submission(ASSIGNMENT, "carol")
     add_manual_grade(url, "carol")
 
@@ -100,17 +102,22 @@ def gradebook_with_manual_grade(root: Path) -> None:
 def clone(dest: Path) -> Path:
     """A fresh clone of the committed tree (as tests/test_readme.py makes one)."""
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True, capture_output=True)
-    os.utime(dest / "pyproject.toml", (0, 0))     # the shared venv is up to date: `make env` does nothing
+    os.utime(dest / "pyproject.toml", (0, 0))  # the shared venv is up to date: `make env` does nothing
     return dest
 
 
 def make(target: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["make", "--no-print-directory", f"VENV={VENV}", target, *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=1800)
+    return subprocess.run(
+        ["make", "--no-print-directory", f"VENV={VENV}", target, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
 
 
 def test_make_clean_removes_build_outputs_and_never_course_data(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")   # alembic
+    monkeypatch.setenv("PATH", f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")  # alembic
     course = clone(tmp_path / "course")
     plant_course_data(course)
     before = snapshot(course)
@@ -128,8 +135,11 @@ def removals(target: str) -> list:
     """The recipe lines ``make -n target`` would run that remove or move files."""
     result = make(target, ROOT, "-n")
     assert result.returncode == 0, result.stderr
-    return [line for line in result.stdout.splitlines()
-            if re.search(r"(^|[\s;&|(])(rm|mv|rmdir|shred|unlink)\s|--delete|-delete\b|shutil\.rmtree", line)]
+    return [
+        line
+        for line in result.stdout.splitlines()
+        if re.search(r"(^|[\s;&|(])(rm|mv|rmdir|shred|unlink)\s|--delete|-delete\b|shutil\.rmtree", line)
+    ]
 
 
 def phony_targets() -> list:

@@ -1,4 +1,5 @@
 """src/ is the single source: generated files match it, the student notebook leaks nothing."""
+
 import json
 import re
 import subprocess
@@ -51,7 +52,10 @@ def test_drift_is_detected(tmp_path):
     edited.write_text(edited.read_text().replace("self.lr = lr", "self.lr = lr * 2", 1))
     starter = tmp_path / "tinytorch/core/optimizers.py"
     starter.write_text(starter.read_text() + "\nclass SGD: pass\n")
-    assert sorted(generate.drifted(tmp_path)) == ["content/m07_optimizers/solution/optimizers.py", "tinytorch/core/optimizers.py"]
+    assert sorted(generate.drifted(tmp_path)) == [
+        "content/m07_optimizers/solution/optimizers.py",
+        "tinytorch/core/optimizers.py",
+    ]
 
 
 def test_reference_header_names_its_source():
@@ -61,19 +65,23 @@ def test_reference_header_names_its_source():
 
 def test_the_package_holds_placeholders_that_say_export_has_not_run():
     """tinytorch/core/optimizers.py is what a student starts from: no solution, a clear error per name."""
-    code = ("import tinytorch.core.optimizers as m\n"
-            "for name in ('Optimizer', 'SGD', 'Adam', 'AdamW', 'state_bytes'):\n"
-            "    try:\n"
-            "        getattr(m, name)([])\n"
-            "    except m.NotExportedError as err:\n"
-            "        print(err)\n")
+    code = (
+        "import tinytorch.core.optimizers as m\n"
+        "for name in ('Optimizer', 'SGD', 'Adam', 'AdamW', 'state_bytes'):\n"
+        "    try:\n"
+        "        getattr(m, name)([])\n"
+        "    except m.NotExportedError as err:\n"
+        "        print(err)\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 5, result.stdout
     for name, line in zip(("Optimizer", "SGD", "Adam", "AdamW", "state_bytes"), lines):
-        assert line.startswith(f"tinytorch.core.optimizers.{name} is not exported yet: the export cell of "
-                               "modules/07_optimizers/optimizers.ipynb has not run"), line
+        assert line.startswith(
+            f"tinytorch.core.optimizers.{name} is not exported yet: the export cell of "
+            "modules/07_optimizers/optimizers.ipynb has not run"
+        ), line
         assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in line
     starter = (ROOT / "tinytorch/core/optimizers.py").read_text()
     reference = (ROOT / "content/m07_optimizers/solution/optimizers.py").read_text()
@@ -93,9 +101,15 @@ def test_student_notebook_has_no_solution_line_and_no_hidden_test():
 def test_student_notebook_keeps_class_lines_signatures_and_docstrings():
     nb = nbformat.read(STUDENT, as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for signature in ("class Optimizer:", "class SGD(Optimizer):", "class Adam(Optimizer):", "class AdamW(Adam):",
-                      "def set_momentum_state(self, state", "def apply_update(self, weights: np.ndarray, update",
-                      '"""The raw gradient: decoupled decay never enters the moments."""'):
+    for signature in (
+        "class Optimizer:",
+        "class SGD(Optimizer):",
+        "class Adam(Optimizer):",
+        "class AdamW(Adam):",
+        "def set_momentum_state(self, state",
+        "def apply_update(self, weights: np.ndarray, update",
+        '"""The raw gradient: decoupled decay never enters the moments."""',
+    ):
         assert signature in code
     stubs = len(re.findall(r"# YOUR CODE HERE\n\s+raise NotImplementedError\(\)", code))
     instructor = nbformat.read(INSTRUCTOR, as_version=4)
@@ -148,8 +162,18 @@ def test_the_instructor_notebook_never_exports_into_the_package(tmp_path):
 def test_source_reads_as_a_notebook_in_the_documented_order():
     nb = read_notebook(SRC)
     headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
-    order = ["Foundations", "Shared helpers", "Exercise: the `Optimizer`", "Exercise: `SGD`", "Exercise: `Adam`",
-             "Exercise: `AdamW`", "Integration", "Systems analysis", "Reflection", "Summary"]
+    order = [
+        "Foundations",
+        "Shared helpers",
+        "Exercise: the `Optimizer`",
+        "Exercise: `SGD`",
+        "Exercise: `Adam`",
+        "Exercise: `AdamW`",
+        "Integration",
+        "Systems analysis",
+        "Reflection",
+        "Summary",
+    ]
     positions = [next(i for i, h in enumerate(headings) if key in h) for key in order]
     assert positions == sorted(positions)
 
@@ -170,9 +194,13 @@ def test_reference_notebook_runs_top_to_bottom_without_error():
 
 
 def _nbgrader(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**__import__("os").environ,
-                               "PATH": f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"})
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PATH": f"{Path(sys.executable).parent}:{__import__('os').environ['PATH']}"},
+    )
 
 
 @pytest.mark.slow
@@ -193,8 +221,11 @@ def test_a_failing_generation_changes_no_committed_file(monkeypatch):
     from nbgrader.apps import NbGraderAPI
 
     before = {rel: (ROOT / rel).read_bytes() for rel in generate.outputs()}
-    monkeypatch.setattr(NbGraderAPI, "generate_assignment",
-                        lambda self, *a, **k: {"success": False, "log": "simulated failure", "error": "boom"})
+    monkeypatch.setattr(
+        NbGraderAPI,
+        "generate_assignment",
+        lambda self, *a, **k: {"success": False, "log": "simulated failure", "error": "boom"},
+    )
     with pytest.raises(RuntimeError, match="nbgrader generate_assignment failed"):
         generate.main([])
     assert {rel: (ROOT / rel).read_bytes() for rel in before} == before

@@ -1,17 +1,17 @@
 """Under nbgrader (NBGRADER_EXECUTION set) the demonstrations skip their figures, timings and torch;
 everyone else sees them all. One notebook run each way, shared by the tests (module-scoped)."""
+
 import copy
 import json
 import re
 
 import nbformat
 import pytest
+from conftest import ROOT
 from nbconvert import HTMLExporter
 
 from autograder.pages.sanitize import SanitizeSubmission
 from tools.run_notebook import run
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 INSTRUCTOR = ROOT / "source/07_optimizers/optimizers.ipynb"
@@ -48,7 +48,7 @@ def _run(tmp_path_factory, grading: bool):
     nb.cells = [nbformat.v4.new_code_cell(RECORD_IMPORTS), *nb.cells, nbformat.v4.new_code_cell(REPORT_IMPORTS)]
     path = tmp_path_factory.mktemp("grading" if grading else "plain") / INSTRUCTOR.name
     nbformat.write(nb, path)
-    with pytest.MonkeyPatch.context() as env:          # the kernel inherits this process's environment
+    with pytest.MonkeyPatch.context() as env:  # the kernel inherits this process's environment
         if grading:
             env.setenv("NBGRADER_EXECUTION", "autograde")
         else:
@@ -92,7 +92,7 @@ def cell_defining(nb, name: str):
 
 def test_torch_is_never_imported_under_grading(graded):
     nb, report = graded
-    assert errors(nb) == []                 # every name a later cell uses is still defined
+    assert errors(nb) == []  # every name a later cell uses is still defined
     assert report == {"attempts": [], "modules": []}
 
 
@@ -101,8 +101,8 @@ def test_no_figure_and_no_timing_under_grading(graded):
     cells = figure_cells(nb)
     assert len(cells) == 5
     assert [images(c) for c in cells] == [0] * len(cells)
-    assert "ms" not in text(cell_defining(nb, "seconds_per_step"))      # no step-time table
-    assert text(cell_defining(nb, "ladder")) == ""                      # no ladder
+    assert "ms" not in text(cell_defining(nb, "seconds_per_step"))  # no step-time table
+    assert text(cell_defining(nb, "ladder")) == ""  # no ladder
 
 
 def test_outside_grading_every_demonstration_runs_in_full(plain):
@@ -115,7 +115,7 @@ def test_outside_grading_every_demonstration_runs_in_full(plain):
     ladder = text(cell_defining(nb, "ladder"))
     for rung in ("naive", "in place, whole arrays", "in place, blocks, 1 core", "cores"):
         assert rung in ladder
-    if "torch" in report["modules"]:                                     # torch installed: its rung is there
+    if "torch" in report["modules"]:  # torch installed: its rung is there
         assert "torch fused (reference)" in ladder
 
 

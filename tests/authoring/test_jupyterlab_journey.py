@@ -23,6 +23,7 @@
 
 Screenshots go to artifacts/journey-*.png. Timings are printed.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import STUDENT_SGD_CHECK, solution_source, free_port
+from support import STUDENT_SGD_CHECK, free_port, solution_source
 
 from tools.binder_venv import binder_env
 
@@ -48,23 +49,32 @@ ARTIFACTS = ROOT / "artifacts"
 INSTRUCTOR_NB = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 STUDENT_NB = "modules/07_optimizers/optimizers.ipynb"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SECOND = 1000  # Playwright counts milliseconds
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-
-
 def lab_env(venv: Path, home: Path) -> dict:
     """The venv first on PATH, and Jupyter's per-user directories empty, as in a new Binder session."""
     env = binder_env(venv)
-    for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
-                      ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
-                      ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"), ("IPYTHONDIR", "ipython"),
-                      ("MPLCONFIGDIR", "matplotlib")):
+    for name, sub in (
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_DATA_DIR", "data"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+        ("JUPYTERLAB_SETTINGS_DIR", "lab-settings"),
+        ("JUPYTERLAB_WORKSPACES_DIR", "lab-workspaces"),
+        ("IPYTHONDIR", "ipython"),
+        ("MPLCONFIGDIR", "matplotlib"),
+    ):
         env[name] = str(home / sub)
         (home / sub).mkdir(parents=True, exist_ok=True)
     env.pop("MPLBACKEND", None)
@@ -94,12 +104,24 @@ class Lab:
         self.log_path = home / "jupyterlab.log"
         self.log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [str(venv / "bin" / "jupyter"), "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-             f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={dist}",
-             "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to read and set cells
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-             *(["--allow-root"] if os.geteuid() == 0 else [])],  # Binder runs as a user; containers here as root
-            cwd=dist, env=lab_env(venv, home), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(venv / "bin" / "jupyter"),
+                "lab",
+                "--no-browser",
+                "--ip=127.0.0.1",
+                f"--port={self.port}",
+                f"--IdentityProvider.token={self.token}",
+                f"--ServerApp.root_dir={dist}",
+                "--LabApp.expose_app_in_browser=True",  # window.jupyterapp, to read and set cells
+                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],  # Binder runs as a user; containers here as root
+            cwd=dist,
+            env=lab_env(venv, home),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"JupyterLab exited:\n{self.log_text()}"
@@ -149,19 +171,24 @@ class Notebook:
     def wait_until_ready(self) -> list:
         self.page.wait_for_function(
             f"() => window.jupyterapp && {self.current()} && {self.current()}.content"
-            f" && {self.current()}.content.widgets.length > 40", timeout=120 * SECOND)
+            f" && {self.current()}.content.widgets.length > 40",
+            timeout=120 * SECOND,
+        )
         self.wait_idle()
         # Tag every cell's DOM node with its cell id, so locators can find it.
         return self.page.evaluate(
             f"""() => {{ const cells = {self.current()}.content.widgets;
                 cells.forEach(c => c.node.setAttribute('data-journey-id', c.model.id));
-                return cells.map(c => c.model.id); }}""")
+                return cells.map(c => c.model.id); }}"""
+        )
 
     def wait_idle(self, timeout: float = 120) -> None:
         self.page.wait_for_function(
             f"""() => {{ const s = {self.current()}.sessionContext;
                 return s.session && s.session.kernel && s.session.kernel.connectionStatus === 'connected'
-                       && s.kernelDisplayStatus === 'idle'; }}""", timeout=timeout * SECOND)
+                       && s.kernelDisplayStatus === 'idle'; }}""",
+            timeout=timeout * SECOND,
+        )
 
     def cell(self, cell_id: str):
         return self.page.locator(f'[data-journey-id="{cell_id}"]')
@@ -173,7 +200,9 @@ class Notebook:
         same = self.page.evaluate(
             f"""([id, code]) => {{ const cell = {self.current()}.content.widgets.find(c => c.model.id === id);
                 cell.model.sharedModel.setSource(code);
-                return cell.model.sharedModel.getSource() === code; }}""", [cell_id, code])
+                return cell.model.sharedModel.getSource() === code; }}""",
+            [cell_id, code],
+        )
         assert same, f"could not set the source of {cell_id}"
 
     def run_with_shift_enter(self, cell_id: str) -> None:
@@ -218,8 +247,10 @@ def binder_dist(binder_repo, tmp_path):
 def test_student_journey_in_jupyterlab(binder_dist, capsys):
     dist, venv, work, times = binder_dist
     journey = run_journey(dist, venv, work)
-    timings = (f"binder venv: requirements {times['requirements']:.1f} s + postBuild {times['postBuild']:.1f} s "
-               f"(with the dist: {times['total']:.1f} s); journey in JupyterLab: {journey:.1f} s")
+    timings = (
+        f"binder venv: requirements {times['requirements']:.1f} s + postBuild {times['postBuild']:.1f} s "
+        f"(with the dist: {times['total']:.1f} s); journey in JupyterLab: {journey:.1f} s"
+    )
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "journey-timings.txt").write_text(timings + "\n")
     with capsys.disabled():
@@ -268,8 +299,9 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
                 nb.set_source("optimizer", solution_source("optimizer"))
                 nb.run_with_shift_enter("optimizer")
                 nb.run_with_shift_enter("test_optimizer")
-                expect(nb.output("test_optimizer")).to_contain_text("Optimizer: all visible tests pass",
-                                                                   timeout=60 * SECOND)
+                expect(nb.output("test_optimizer")).to_contain_text(
+                    "Optimizer: all visible tests pass", timeout=60 * SECOND
+                )
                 nb.set_source("sgd", solution_source("sgd") + f'\n\n\nSGD.written_by = "{mark}"\n')
                 nb.run_with_shift_enter("sgd")
                 nb.run_with_shift_enter("test_sgd")
@@ -291,16 +323,24 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
 
                 # Export now: all or nothing, so it refuses and names what is left. Nothing is written.
                 placeholder = (dist / "tinytorch" / "core" / "optimizers.py").read_text()
-                refused = subprocess.run([str(venv / "bin" / "python"), "-m", "tinytorch.export", STUDENT_NB],
-                                         cwd=dist, env=env, capture_output=True, text=True, timeout=120)
+                refused = subprocess.run(
+                    [str(venv / "bin" / "python"), "-m", "tinytorch.export", STUDENT_NB],
+                    cwd=dist,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
                 assert refused.returncode == 1, refused
                 assert "Adam, AdamW still raise NotImplementedError" in refused.stderr, refused.stderr
                 assert "SGD" not in refused.stderr
                 assert (dist / "tinytorch" / "core" / "optimizers.py").read_text() == placeholder
 
                 # Finish Adam and AdamW, save, restart and run everything: the last cell exports.
-                for exercise, test, passed in (("adam", "test_adam", "Adam: all visible tests pass"),
-                                               ("adamw", "test_adamw", "AdamW: all visible tests pass")):
+                for exercise, test, passed in (
+                    ("adam", "test_adam", "Adam: all visible tests pass"),
+                    ("adamw", "test_adamw", "AdamW: all visible tests pass"),
+                ):
                     nb.set_source(exercise, solution_source(exercise))
                     nb.run_with_shift_enter(exercise)
                     nb.run_with_shift_enter(test)
@@ -312,13 +352,19 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
                 expect(nb.output(last)).to_contain_text("Exported", timeout=300 * SECOND)
                 nb.wait_idle(timeout=300)
                 exported_text = nb.output(last).inner_text()
-                assert re.search(r"Exported \d+ cells to \S*tinytorch/core/optimizers\.py",
-                                 exported_text), exported_text
-                for test, passed in (("test_optimizer", "Optimizer"), ("test_sgd", "SGD"), ("test_adam", "Adam"),
-                                     ("test_adamw", "AdamW")):
+                assert re.search(r"Exported \d+ cells to \S*tinytorch/core/optimizers\.py", exported_text), (
+                    exported_text
+                )
+                for test, passed in (
+                    ("test_optimizer", "Optimizer"),
+                    ("test_sgd", "SGD"),
+                    ("test_adam", "Adam"),
+                    ("test_adamw", "AdamW"),
+                ):
                     expect(nb.output(test)).to_contain_text(f"{passed}: all visible tests pass")
-                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
-                                      has_text="Error")
+                errors = page.locator(
+                    ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text="Error"
+                )
                 assert errors.count() == 0, errors.all_inner_texts()
                 nb.cell(last).scroll_into_view_if_needed()
                 screenshot(page, "05-restart-run-all-exported")
@@ -344,8 +390,9 @@ def run_journey(dist: Path, venv: Path, work: Path) -> float:
     check = STUDENT_SGD_CHECK
     outside = work / "elsewhere"
     outside.mkdir(exist_ok=True)
-    result = subprocess.run([str(venv / "bin" / "python"), "-c", check], cwd=outside, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", check], cwd=outside, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(dist / "tinytorch" / "core" / "optimizers.py"), mark, "0.855"]
     return journey

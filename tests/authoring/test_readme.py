@@ -4,6 +4,7 @@
 test that runs it; a command added to the README without a test fails it. The other
 tests run the commands no other test runs, in a fresh clone of the committed tree.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,17 +16,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import pytest
-
 from test_collection import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
 from test_course_data import add_manual_grade, plant_course_data, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 VENV = Path(sys.executable).parent.parent
-STARTS = ("make ", ".venv/bin/", "JUPYTER_CONFIG_PATH=", "NBGRADER_EXCHANGE_ROOT=", "AUTOGRADER_DB_URL=",
-          "python -m ", "nbgrader ")
+STARTS = (
+    "make ",
+    ".venv/bin/",
+    "JUPYTER_CONFIG_PATH=",
+    "NBGRADER_EXCHANGE_ROOT=",
+    "AUTOGRADER_DB_URL=",
+    "python -m ",
+    "nbgrader ",
+)
 # README command (a regular expression matching its start) -> the test that runs it.
 EXERCISED = {
     r"make demo": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
@@ -42,14 +48,10 @@ EXERCISED = {
     r"make book": "tests/test_book.py::test_build_passes_with_warnings_as_errors",
     r"make bench": "bench/__main__.py",
     r"python -m tinytorch\.export": "tests/test_student_dist.py::test_student_export_in_the_dist",
-    r"nbgrader (fetch_assignment|submit) ":
-        "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
-    r"NBGRADER_EXCHANGE_ROOT=\S+ JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader release_assignment":
-        "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
-    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader zip_collect":
-        "tests/test_collection.py::test_zip_collect_of_an_lms_download_then_autograde",
-    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader <command>":
-        "tests/test_readme.py::test_nbgrader_from_a_plain_shell_finds_its_tools",
+    r"nbgrader (fetch_assignment|submit) ": "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
+    r"NBGRADER_EXCHANGE_ROOT=\S+ JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader release_assignment": "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
+    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader zip_collect": "tests/test_collection.py::test_zip_collect_of_an_lms_download_then_autograde",
+    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader <command>": "tests/test_readme.py::test_nbgrader_from_a_plain_shell_finds_its_tools",
     r"AUTOGRADER_DB_URL=\S+ \.venv/bin/python -m autograder course-autograde": "tests/batch/test_scale.py",
     r"\.venv/bin/python -m autograder grade": "tests/test_autograde_e2e.py",
     r"nbgrader autograde$": "tests/test_nbgrader_cli.py::test_plain_nbgrader_autograde_records_the_trusted_scores",
@@ -80,14 +82,19 @@ def test_every_readme_command_is_exercised():
 
 
 def plain_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_CONFIG_PATH",
-                                                           "AUTOGRADER_COURSE_ROOT", "MAKEFLAGS", "MAKELEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("VIRTUAL_ENV", "PYTHONPATH", "JUPYTER_CONFIG_PATH", "AUTOGRADER_COURSE_ROOT", "MAKEFLAGS", "MAKELEVEL")
+    }
     return {**env, "PATH": PLAIN_PATH, "AUTOGRADER_SANDBOX": "required", **extra}
 
 
 def sh(command: str, cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["bash", "-c", command], cwd=cwd, env=env or plain_env(), capture_output=True,
-                            text=True, timeout=1800)
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env or plain_env(), capture_output=True, text=True, timeout=1800
+    )
     if check:
         assert result.returncode == 0, f"`{command}` failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -140,8 +147,9 @@ def test_make_targets_from_a_plain_shell_in_a_fresh_clone(clone, tmp_path):
     sh(f"{make} student-dist DEST={dest}", clone)
     assert sh(f"{make} student-dist DEST={dest}", clone, check=False).returncode != 0
     sh(f"{make} student-dist DEST={dest} FORCE=1", clone)
-    assert (dest / "modules/07_optimizers/optimizers.ipynb").read_bytes() == \
-        (clone / "modules/07_optimizers/optimizers.ipynb").read_bytes()
+    assert (dest / "modules/07_optimizers/optimizers.ipynb").read_bytes() == (
+        clone / "modules/07_optimizers/optimizers.ipynb"
+    ).read_bytes()
 
     # The course now holds data no tool may lose: a person's manual grade and comment, files in
     # every course folder. make demo grades its own course, demo/; make clean removes build outputs.
@@ -164,7 +172,7 @@ def test_make_targets_from_a_plain_shell_in_a_fresh_clone(clone, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.alone          # reinstalls the venv every other test runs from
+@pytest.mark.alone  # reinstalls the venv every other test runs from
 def test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools():
     """`make env` runs binder/postBuild (students' JupyterLab); `make instructor-env` undoes exactly that."""
     from tools.instructor_env import switched_off

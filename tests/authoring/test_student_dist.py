@@ -4,6 +4,7 @@ What counts as a leak, and how it is found: tools/leaks.py (the scanner the tool
 ``test_scanner_finds_planted_leaks`` plants each kind of secret and proves the scan reports
 it, so a broken scanner cannot pass silently.
 """
+
 from __future__ import annotations
 
 import os
@@ -18,12 +19,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from support import STUDENT_SGD_CHECK, solution_source
 import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from support import STUDENT_SGD_CHECK, solution_source
 
 from tools import leaks, student_dist
 from tools.binder_venv import binder_env
@@ -33,8 +34,16 @@ INSTRUCTOR_NB = ROOT / leaks.INSTRUCTOR_NB
 STUDENT_NB = Path("modules") / "07_optimizers" / "optimizers.ipynb"
 # The tools students need, which Binder must install and the `course` extra must list.
 STUDENT_TOOLS = {"jupyterlab", "notebook", "jupytext", "nbgrader", "ipykernel"}
-DIST_TOP_LEVEL = {"modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "README.md", ".gitignore",
-                  "MISCONCEPTIONS.md"}
+DIST_TOP_LEVEL = {
+    "modules",
+    "tinytorch",
+    "binder",
+    "environment.yml",
+    "pyproject.toml",
+    "README.md",
+    ".gitignore",
+    "MISCONCEPTIONS.md",
+}
 STUB = re.compile(r"#\s*YOUR CODE HERE\s*\n\s*raise NotImplementedError\(\)")  # nbgrader's stub, indented
 
 
@@ -44,7 +53,9 @@ def secrets() -> dict:
     # Guards against a vacuous scan: the source really has this much to hide.
     assert len(found["solution"]["lines"]) >= 50, found["solution"]["lines"]
     assert len(found["hidden test"]["lines"]) >= 2, found["hidden test"]["lines"]
-    assert any(str(p).startswith("content/m07_optimizers/solution/") for p in found["reference data"]["hashes"].values())
+    assert any(
+        str(p).startswith("content/m07_optimizers/solution/") for p in found["reference data"]["hashes"].values()
+    )
     assert any(line.startswith('"R|') for line in found["reference data"]["lines"]), "the reference data is not scanned"
     return found
 
@@ -62,8 +73,9 @@ def assert_no_leaks(dist: Path, secrets: dict) -> int:
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("student-dist") / "repo"
-    result = subprocess.run([sys.executable, "-m", "tools.student_dist", str(dest)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.student_dist", str(dest)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "without solutions" in result.stdout
     return dest
@@ -74,8 +86,6 @@ def dist_copy(dist, tmp_path) -> Path:
     copy = tmp_path / "repo"
     shutil.copytree(dist, copy)
     return copy
-
-
 
 
 def fill_in(notebook: Path, grade_ids, extra: str = "") -> None:
@@ -161,7 +171,7 @@ def test_binder_environment_yml_and_pyproject_agree(which, request):
     assert not undeclared, f"binder installs what pyproject.toml does not declare: {undeclared}"
     for name, spec in binder.items():
         assert compatible(spec, declared[name]), f"{name}: binder {spec} vs pyproject {declared[name]}"
-    assert "torch" not in binder and not any(l.strip().startswith("torch") for l in binder_lines)
+    assert "torch" not in binder and not any(line.strip().startswith("torch") for line in binder_lines)
 
     # environment.yml: Python within requires-python; pip installs this package with the course extra.
     deps = environment["dependencies"]
@@ -172,11 +182,14 @@ def test_binder_environment_yml_and_pyproject_agree(which, request):
     assert compatible(python, SpecifierSet(pyproject["requires-python"])), python
     local = [line for line in pip if line.startswith(("-e .", "."))]
     assert local, f"environment.yml does not install this repository: {pip}"
-    wanted_extras = {extra.strip() for line in local for group in re.findall(r"\[([^\]]*)\]", line)
-                     for extra in group.split(",")}
+    wanted_extras = {
+        extra.strip() for line in local for group in re.findall(r"\[([^\]]*)\]", line) for extra in group.split(",")
+    }
     assert "course" in wanted_extras and wanted_extras <= set(extras), (local, list(extras))
-    named = {**_requirements(pip), **{name: spec for name, spec in map(conda_requirement, conda)
-                                       if name not in ("python", "pip")}}
+    named = {
+        **_requirements(pip),
+        **{name: spec for name, spec in map(conda_requirement, conda) if name not in ("python", "pip")},
+    }
     for name, spec in named.items():
         assert name in declared, f"environment.yml installs {name}, which pyproject.toml does not declare"
         assert compatible(spec, declared[name]), f"{name}: environment.yml {spec} vs pyproject {declared[name]}"
@@ -205,7 +218,9 @@ def test_dist_layout(dist):
     release = nbformat.read(ROOT / STUDENT_NB, as_version=4)
     shipped = nbformat.read(dist / STUDENT_NB, as_version=4)
     assert [c.source for c in shipped.cells] == [c.source for c in release.cells]
-    solution_cells = [c for c in shipped.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    solution_cells = [
+        c for c in shipped.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"
+    ]
     assert [c.metadata.nbgrader.grade_id for c in solution_cells] == ["optimizer", "sgd", "adam", "adamw"]
     assert all(STUB.search(c.source) for c in solution_cells)
     assert not any(c.get("outputs") for c in shipped.cells if c.cell_type == "code")
@@ -217,24 +232,34 @@ def test_dist_layout(dist):
     assert "NotExportedError" in placeholder and "self." not in placeholder
     assert "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb" in placeholder
     # The misconception catalog, for the names the feedback uses.
-    assert (dist / "MISCONCEPTIONS.md").read_bytes() == (ROOT / "content" / "m07_optimizers" / "MISCONCEPTIONS.md").read_bytes()
+    assert (dist / "MISCONCEPTIONS.md").read_bytes() == (
+        ROOT / "content" / "m07_optimizers" / "MISCONCEPTIONS.md"
+    ).read_bytes()
 
     # pyproject.toml: tinytorch only, no autograder, no torch.
     pyproject = tomllib.loads((dist / "pyproject.toml").read_text())
     assert pyproject["tool"]["setuptools"]["packages"]["find"]["include"] == ["tinytorch*"]
-    every_requirement = [*pyproject["project"]["dependencies"],
-                         *[r for reqs in pyproject["project"]["optional-dependencies"].values() for r in reqs]]
+    every_requirement = [
+        *pyproject["project"]["dependencies"],
+        *[r for reqs in pyproject["project"]["optional-dependencies"].values() for r in reqs],
+    ]
     names = {canonicalize_name(Requirement(r).name) for r in every_requirement}
     assert not names & {"torch", "pytest", "playwright"}, names
     assert "autograder" not in (dist / "pyproject.toml").read_text()
 
     # README: how to open the notebook, run the tests and export.
     readme = (dist / "README.md").read_text()
-    for needed in ("mybinder.org", "pip install -r binder/requirements.txt", "bash binder/postBuild",
-                   "jupyter lab modules/07_optimizers/optimizers.ipynb", "all visible tests pass", "Validate",
-                   "nbgrader validate modules/07_optimizers/optimizers.ipynb",
-                   "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb",
-                   "from tinytorch.core.optimizers import SGD"):
+    for needed in (
+        "mybinder.org",
+        "pip install -r binder/requirements.txt",
+        "bash binder/postBuild",
+        "jupyter lab modules/07_optimizers/optimizers.ipynb",
+        "all visible tests pass",
+        "Validate",
+        "nbgrader validate modules/07_optimizers/optimizers.ipynb",
+        "python -m tinytorch.export modules/07_optimizers/optimizers.ipynb",
+        "from tinytorch.core.optimizers import SGD",
+    ):
         assert needed in readme, needed
 
 
@@ -269,11 +294,23 @@ def test_scanner_finds_planted_leaks(dist_copy, secrets, tmp_path):
         assert_no_leaks(dist_copy, secrets)
     # A planted instructor-only file in the package: the tool itself refuses to finish, and cleans up.
     tool_copy = tmp_path / "course"
-    for rel in ("modules", "tinytorch", "binder", "environment.yml", "pyproject.toml", "src", "source",
-                "content/m07_optimizers/MISCONCEPTIONS.md", "content/m07_optimizers/solution", "content/m07_optimizers/reference"):
+    for rel in (
+        "modules",
+        "tinytorch",
+        "binder",
+        "environment.yml",
+        "pyproject.toml",
+        "src",
+        "source",
+        "content/m07_optimizers/MISCONCEPTIONS.md",
+        "content/m07_optimizers/solution",
+        "content/m07_optimizers/reference",
+    ):
         (tool_copy / rel).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tool_copy / rel)
-    shutil.copy(ROOT / "content/m07_optimizers/solution/optimizers.py", tool_copy / "tinytorch" / "core" / "reference.py")
+    shutil.copy(
+        ROOT / "content/m07_optimizers/solution/optimizers.py", tool_copy / "tinytorch" / "core" / "reference.py"
+    )
     with pytest.raises(student_dist.DistError, match="tinytorch/core/reference.py: reference data"):
         student_dist.build(tmp_path / "out", root=tool_copy)
     assert not (tmp_path / "out" / "tinytorch").exists()
@@ -355,8 +392,10 @@ def test_post_build_in_a_fresh_binder_venv_keeps_the_dist_clean(binder_repo, sec
     dist_copy, venv, times = binder_repo.dist, binder_repo.venv, binder_repo.times
     total = times["total"]
     with capsys.disabled():
-        print(f"\n[binder venv] requirements {times['requirements']:.1f} s, postBuild {times['postBuild']:.1f} s, "
-              f"total {total:.1f} s")
+        print(
+            f"\n[binder venv] requirements {times['requirements']:.1f} s, postBuild {times['postBuild']:.1f} s, "
+            f"total {total:.1f} s"
+        )
     assert "postBuild: tinytorch installed" in times["postBuild_output"]
 
     files = assert_no_leaks(dist_copy, secrets)

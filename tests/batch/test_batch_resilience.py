@@ -1,4 +1,5 @@
 """A batch never loses results: a grading worker killed or hung costs only its own notebook; nothing is left in TMPDIR."""
+
 import json
 import os
 import shutil
@@ -14,22 +15,21 @@ import nbformat
 import psutil
 import pytest
 
-from autograder import sandbox
-from autograder import course
+from autograder import course, sandbox
 from autograder.batch import grade, pool
 from tools.sample_class import SOURCE, STUDENT, fill
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")]
 TOKEN = "victim-5f3a9c"
 # Sleeps only in the hidden-check probe (its folder holds cells.json), so the worker is busy with it for a while.
 SLOW_PROBE = f"import os, time  # {TOKEN}\nif os.path.exists('cells.json'):\n    time.sleep(60)\n"
 
 
 def submission(folder: Path, name: str, prefix: str) -> Path:
-    nb = fill(nbformat.read(STUDENT, as_version=4), nbformat.read(SOURCE, as_version=4),
-              {"sgd": lambda code: prefix + code})
+    nb = fill(
+        nbformat.read(STUDENT, as_version=4), nbformat.read(SOURCE, as_version=4), {"sgd": lambda code: prefix + code}
+    )
     path = folder / "submitted" / name / "07_optimizers" / "optimizers.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, path)
@@ -78,8 +78,11 @@ def kill_when_grading_victim(root_pid: int, found: dict) -> None:
 
 
 def leftovers(tmpdir: Path) -> list:
-    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if line.split()[4].startswith(str(tmpdir))]
+    mounts = [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if line.split()[4].startswith(str(tmpdir))
+    ]
     return sorted(p.name for p in tmpdir.iterdir()) + mounts
 
 
@@ -92,8 +95,10 @@ def short_tmpdir() -> Path:
 def batch(sample_class, tmp_path_factory):
     folder = tmp_path_factory.mktemp("batch")
     sample, _ = sample_class
-    others = [sample / "submitted" / name / "07_optimizers/optimizers.ipynb"
-              for name in ("correct-reference", "bug-betas-swapped", "broken-empty-file")]
+    others = [
+        sample / "submitted" / name / "07_optimizers/optimizers.ipynb"
+        for name in ("correct-reference", "bug-betas-swapped", "broken-empty-file")
+    ]
     victim = submission(folder, "victim", SLOW_PROBE)
     paths = [others[0], victim, *others[1:]]
     tmp_parallel, tmp_serial = short_tmpdir(), short_tmpdir()
@@ -104,15 +109,22 @@ def batch(sample_class, tmp_path_factory):
     out, err = proc.communicate(timeout=1200)
     killer.join()
     assert proc.returncode == 0, err[-3000:]
-    return {"entries": json.loads(out), "found": found, "others": others, "victim": victim,
-            "serial": cli(others, tmp_serial, "--jobs", "1"), "tmp": [tmp_parallel, tmp_serial]}
+    return {
+        "entries": json.loads(out),
+        "found": found,
+        "others": others,
+        "victim": victim,
+        "serial": cli(others, tmp_serial, "--jobs", "1"),
+        "tmp": [tmp_parallel, tmp_serial],
+    }
 
 
 def test_a_killed_worker_costs_only_its_notebook(batch):
     assert "killed" in batch["found"], batch["entries"][1]["error"]
     entries = batch["entries"]
-    assert [e["submission"] for e in entries] == [str(p) for p in [batch["others"][0], batch["victim"],
-                                                                  *batch["others"][1:]]]
+    assert [e["submission"] for e in entries] == [
+        str(p) for p in [batch["others"][0], batch["victim"], *batch["others"][1:]]
+    ]
     victim = entries[1]
     assert victim["error"] == "grading worker died: killed by signal 9 (SIGKILL) (out of memory?)"
     assert victim["score"] == 0 and victim["tests"] == []
@@ -163,12 +175,14 @@ def test_a_killed_grader_leaves_nothing_after_the_next_run(tmp_path, sample_clas
 
 # Eight display handles, each then rewritten with 25 MB through update_display_data (which never
 # passes through output()); only in the notebook's kernel, not in the hidden-check probes.
-DISPLAY_FLOOD = ("import sys\n"
-                 "if 'ipykernel' in sys.modules:\n"
-                 "    from IPython.display import display\n"
-                 "    handles = [display('small', display_id=True) for _ in range(8)]\n"
-                 "    for h in handles:\n"
-                 "        h.update({'text/plain': 'x' * 25_000_000}, raw=True)\n")
+DISPLAY_FLOOD = (
+    "import sys\n"
+    "if 'ipykernel' in sys.modules:\n"
+    "    from IPython.display import display\n"
+    "    handles = [display('small', display_id=True) for _ in range(8)]\n"
+    "    for h in handles:\n"
+    "        h.update({'text/plain': 'x' * 25_000_000}, raw=True)\n"
+)
 
 
 def test_display_updates_obey_the_output_caps(tmp_path):
@@ -181,7 +195,9 @@ def test_display_updates_obey_the_output_caps(tmp_path):
     finally:
         shutil.rmtree(short)
     assert entry["error"] is None
-    assert entry["score"] == entry["max_score"], [t["message"] for t in entry["tests"] if t["score"] < t["max_score"]][:3]
+    assert entry["score"] == entry["max_score"], [t["message"] for t in entry["tests"] if t["score"] < t["max_score"]][
+        :3
+    ]
     [page] = feedback.glob("display-flood*.html")
     assert page.stat().st_size < 8 * 1024**2
     assert "output truncated by the autograder" in page.read_text()

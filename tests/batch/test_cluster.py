@@ -1,4 +1,5 @@
 """A lost Dask worker costs nothing: its notebooks go to another worker, up to a bound, then get a clear error."""
+
 import json
 import os
 import signal
@@ -11,11 +12,10 @@ from pathlib import Path
 import dask
 import psutil
 import pytest
+from test_batch_resilience import SLOW_PROBE, TOKEN, submission
 
 from autograder import sandbox
 from autograder.batch import cluster
-
-from test_batch_resilience import SLOW_PROBE, TOKEN, submission
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -26,8 +26,7 @@ def local_cluster(**config):
     from distributed import LocalCluster
 
     with dask.config.set(config):
-        return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=":0")
+        return LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=":0")
 
 
 def die_on_first_try(marker: str, value):
@@ -58,8 +57,7 @@ def test_a_killed_worker_s_task_runs_again_on_another_and_the_rest_is_kept(tmp_p
     killed, raised = tmp_path / "killed", tmp_path / "raised"
     with local_cluster() as lc:
         calls = [[echo, 1], [die_on_first_try, str(killed), 2], [raise_on_first_try, str(raised), 3], [echo, 4]]
-        out = cluster.run_on_dask(lc.scheduler_address, lambda fn, *args: fn(*args), calls,
-                                  lambda args, why: why)
+        out = cluster.run_on_dask(lc.scheduler_address, lambda fn, *args: fn(*args), calls, lambda args, why: why)
     assert out == [1, 2, 3, 4]
     assert killed.exists() and raised.exists()  # the first runs did die and raise
 
@@ -68,8 +66,9 @@ def test_a_notebook_that_kills_every_worker_gets_a_clear_error_after_the_bound()
     done = []
     with local_cluster(**{"distributed.scheduler.allowed-failures": 1}) as lc:
         calls = [[echo, "before"], [always_die], [echo, "after"]]
-        out = cluster.run_on_dask(lc.scheduler_address, lambda fn, *args: fn(*args), calls,
-                                  lambda args, why: why, lambda: done.append(1))
+        out = cluster.run_on_dask(
+            lc.scheduler_address, lambda fn, *args: fn(*args), calls, lambda args, why: why, lambda: done.append(1)
+        )
     assert out[0] == "before" and out[2] == "after"
     assert out[1].startswith("grading worker died: every Dask worker that took this notebook died")
     assert "allowed-failures" in out[1]
@@ -82,7 +81,10 @@ def kill_worker_grading_victim(worker_pids: set, found: dict, stop: threading.Ev
         for proc in psutil.process_iter():
             try:
                 argv = proc.cmdline()
-                if "--chdir" not in argv or TOKEN not in (Path(argv[argv.index("--chdir") + 1]) / "cells.json").read_text():
+                if (
+                    "--chdir" not in argv
+                    or TOKEN not in (Path(argv[argv.index("--chdir") + 1]) / "cells.json").read_text()
+                ):
                     continue
                 worker = next((p for p in proc.parents() if p.pid in worker_pids), None)
             except (psutil.Error, OSError, ValueError):
@@ -107,9 +109,25 @@ def test_a_worker_killed_mid_notebook_costs_nothing(sample_class, tmp_path):
         killer = threading.Thread(target=kill_worker_grading_victim, args=(worker_pids, found, stop))
         killer.start()
         try:
-            run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(correct), str(victim), "--json",
-                                  "--no-progress", "--scheduler", lc.scheduler_address], cwd=ROOT, capture_output=True,
-                                 text=True, timeout=1800, env={**os.environ, "AUTOGRADER_SANDBOX": "required"})
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "autograder",
+                    "grade",
+                    str(correct),
+                    str(victim),
+                    "--json",
+                    "--no-progress",
+                    "--scheduler",
+                    lc.scheduler_address,
+                ],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                env={**os.environ, "AUTOGRADER_SANDBOX": "required"},
+            )
         finally:
             stop.set()
             killer.join()

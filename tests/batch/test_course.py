@@ -1,4 +1,5 @@
 """The course as the batch sees it: which assignment, and a course set up once, not once per batch."""
+
 import shutil
 from pathlib import Path
 
@@ -42,8 +43,9 @@ def test_a_course_is_set_up_once_then_copied(tmp_path, monkeypatch):
 
     monkeypatch.setattr(course, "_build_template", no_second_set_up)
     second = template.make_template(tmp_path / "b", work)
-    assert sorted(p.relative_to(second) for p in second.rglob("*")) == \
-        sorted(p.relative_to(first) for p in first.rglob("*"))
+    assert sorted(p.relative_to(second) for p in second.rglob("*")) == sorted(
+        p.relative_to(first) for p in first.rglob("*")
+    )
     assert (second / "gradebook.db").read_bytes() == (first / "gradebook.db").read_bytes()
     assert [p.name for p in (tmp_path / "cache/templates").iterdir()] == [template.template_key(work)]
 

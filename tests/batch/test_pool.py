@@ -1,4 +1,5 @@
 """The local pool on its own (no notebooks): each way a worker can fail costs only its task, with a clear reason."""
+
 import os
 import resource
 import signal
@@ -35,11 +36,19 @@ def limits():
 
 
 def test_each_failure_costs_only_its_task_and_says_why(capfd):
-    calls = [[answer, [1]], [exit_with_a_message, []], [killed, []], [hang, []], [chatty, []], [limits, []],
-             [answer, [2]]]
+    calls = [
+        [answer, [1]],
+        [exit_with_a_message, []],
+        [killed, []],
+        [hang, []],
+        [chatty, []],
+        [limits, []],
+        [answer, [2]],
+    ]
     done = []
-    outcomes = pool.run_tasks(lambda_free_call, calls, jobs=2, on_done=lambda: done.append(1),
-                              memory_bytes=3 * 1024**3, seconds=20)
+    outcomes = pool.run_tasks(
+        lambda_free_call, calls, jobs=2, on_done=lambda: done.append(1), memory_bytes=3 * 1024**3, seconds=20
+    )
     assert [o.result for o in outcomes[:1] + outcomes[4:]] == [1, "done", (3 * 1024**3, True), 2]
     assert outcomes[1].error == "grading worker died: exit code 3: cannot open the gradebook: disk full"
     assert outcomes[2].error == "grading worker died: killed by signal 9 (SIGKILL) (out of memory?)"

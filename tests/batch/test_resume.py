@@ -1,5 +1,6 @@
 """An interrupted ``course-autograde`` resumes: SIGINT, SIGTERM or SIGKILL, then a rerun grades each
 submission exactly once, leaves no half-written row, changes no manual grade and skips what was done."""
+
 import os
 import shutil
 import signal
@@ -10,14 +11,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ASSIGNMENT, course_env
+from test_batch_resilience import SLOW_PROBE, submission
+from test_scale import postgres  # noqa: F401  (the PostgreSQL server fixture)
 
 from autograder import sandbox
 from autograder.batch import resume
 from autograder.pages.feedback import RESULTS_KEY
-
-from conftest import ASSIGNMENT, course_env
-from test_batch_resilience import SLOW_PROBE, submission
-from test_scale import postgres  # noqa: F401  (the PostgreSQL server fixture)
 from tools.postgres import create_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +26,7 @@ TESTS = ("test_optimizer", "test_sgd", "test_adam", "test_adamw")
 
 
 # --- which students count as graded: every half-written state a kill can leave -----------------
+
 
 def graded_copy(course: Path, student: str, results=True) -> Path:
     path = course / "autograded" / student / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
@@ -47,16 +48,16 @@ def test_a_finished_grading_counts_as_graded(tmp_path):
 
 
 def test_half_written_states_count_as_not_graded(tmp_path):
-    assert not is_graded(tmp_path, "ann")                      # killed before the notebook was written
+    assert not is_graded(tmp_path, "ann")  # killed before the notebook was written
     (tmp_path / "autograded/ann" / ASSIGNMENT).mkdir(parents=True)
-    assert not is_graded(tmp_path, "ann")                      # nbgrader's own skip trusts this bare folder
+    assert not is_graded(tmp_path, "ann")  # nbgrader's own skip trusts this bare folder
     path = graded_copy(tmp_path, "ann")
     path.write_bytes(path.read_bytes()[:40])
-    assert not is_graded(tmp_path, "ann")                      # killed mid-write
+    assert not is_graded(tmp_path, "ann")  # killed mid-write
     graded_copy(tmp_path, "ann", results=False)
-    assert not is_graded(tmp_path, "ann")                      # written without the hidden checks' results
+    assert not is_graded(tmp_path, "ann")  # written without the hidden checks' results
     graded_copy(tmp_path, "ann")
-    assert not is_graded(tmp_path, "ann", submissions=())      # a gradebook that lost (or never had) the row
+    assert not is_graded(tmp_path, "ann", submissions=())  # a gradebook that lost (or never had) the row
 
 
 def test_a_resubmission_after_grading_is_graded_again(tmp_path):
@@ -69,6 +70,7 @@ def test_a_resubmission_after_grading_is_graded_again(tmp_path):
 
 
 # --- the real command, interrupted and run again ------------------------------------------------
+
 
 def make_course(tmp_path: Path, sample_class, students: dict) -> Path:
     """A course whose submitted/ holds ``{student: sample case, or None for the slow victim}``."""
@@ -90,8 +92,14 @@ def course_command(course: Path, db_url: str, *extra) -> tuple:
 
 def generate(course: Path, db_url: str) -> None:
     env = {**course_env(course), "AUTOGRADER_DB_URL": db_url}
-    subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force",
-                    "--log-level=WARN"], cwd=course, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=WARN"],
+        cwd=course,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def run(course: Path, db_url: str, *extra) -> subprocess.CompletedProcess:
@@ -102,8 +110,11 @@ def run(course: Path, db_url: str, *extra) -> subprocess.CompletedProcess:
 
 
 def finished(course: Path) -> set:
-    return {p.parents[1].name for p in (course / "autograded").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}.ipynb")
-            if resume.complete_notebook(p)}
+    return {
+        p.parents[1].name
+        for p in (course / "autograded").glob(f"*/{ASSIGNMENT}/{NOTEBOOK}.ipynb")
+        if resume.complete_notebook(p)
+    }
 
 
 def interrupt(course: Path, db_url: str, signum: int, jobs: int) -> set:
@@ -131,10 +142,12 @@ def gradebook(db_url: str) -> dict:
         for submission in gb.assignment_submissions(ASSIGNMENT):
             notebook = gb.find_submission_notebook(NOTEBOOK, ASSIGNMENT, submission.student_id)
             out[submission.student_id] = {
-                "rows": len([s for s in gb.find_student(submission.student_id).submissions
-                             if s.assignment.name == ASSIGNMENT]),
+                "rows": len(
+                    [s for s in gb.find_student(submission.student_id).submissions if s.assignment.name == ASSIGNMENT]
+                ),
                 "grades": {g.name: (g.auto_score, g.manual_score) for g in notebook.grades},
-                "comments": {c.name: c.manual_comment for c in notebook.comments if c.manual_comment}}
+                "comments": {c.name: c.manual_comment for c in notebook.comments if c.manual_comment},
+            }
     return out
 
 
@@ -161,9 +174,9 @@ def assert_resumed(course: Path, db_url: str, students: set, first: set, signum:
     book = gradebook(db_url)
     assert set(book) == students and finished(course) == students
     for student, rows in book.items():
-        assert rows["rows"] == 1, student                                      # graded exactly once
+        assert rows["rows"] == 1, student  # graded exactly once
         assert all(rows["grades"][t][0] is not None for t in TESTS), student  # no half-written row
-    assert book[person] == before                                              # manual grades kept
+    assert book[person] == before  # manual grades kept
     assert f"skipped {len(first)} already graded" in rerun.stdout, rerun.stdout
     assert f"graded {len(students) - len(first)} of {len(students)}" in rerun.stdout, rerun.stdout
 

@@ -1,4 +1,5 @@
 """The engine knows no course module, and the sandboxed probe gets only the content's probe extension."""
+
 from __future__ import annotations
 
 import ast
@@ -71,8 +72,13 @@ def test_the_probe_imports_only_the_stdlib_numpy_and_ipythons_parser():
 def test_the_probe_extension_imports_no_solution_and_no_reference_data():
     for _, path in content.only().PROBE_EXTENSIONS:
         names = imported_modules(path)
-        allowed = [n for n in names if n.split(".")[0] in ("numpy", "__future__") or n.startswith("autograder.probe")
-                   or n == "tinytorch.core.tensor"]
+        allowed = [
+            n
+            for n in names
+            if n.split(".")[0] in ("numpy", "__future__")
+            or n.startswith("autograder.probe")
+            or n == "tinytorch.core.tensor"
+        ]
         assert set(allowed) == names, f"{path.name} imports {names - set(allowed)}"
 
 

@@ -5,22 +5,32 @@ Every entry is graded the way ``run_hidden_checks`` grades it (the same cells fr
 in-process for speed, and a sample of it runs sandboxed through ``run_hidden_checks``
 to show both paths agree.
 """
+
 import warnings
 
 import nbformat
 import pytest
 
+from autograder.arrival.notebook import graded_code
 from autograder.judge import checks
 from tools import corpus, reference
 from tools.sample_class import SOURCE, STUDENT
-from autograder.arrival.notebook import graded_code
 
 ENTRIES = corpus.entries()
 IN_PROCESS = [e for e in ENTRIES if not e.sandboxed_only]
-SANDBOXED = tuple(e.name for e in ENTRIES if e.sandboxed_only) + ("correct-b", "correct-a-own-adamw", "bug-b-adam-none-grad-not-skipped", "bug-b-adam-state-dtype",
-             "bug-a-adam-eps-inside-sqrt", "bug-b-own-adamw-step-count-per-param", "bug-b-zero-grad",
-             "bug-b-adam-eps-inside-sqrt+lr-cached", "correct-magic", "correct-edited-given-imports",
-             "correct-stray-grade-id")
+SANDBOXED = tuple(e.name for e in ENTRIES if e.sandboxed_only) + (
+    "correct-b",
+    "correct-a-own-adamw",
+    "bug-b-adam-none-grad-not-skipped",
+    "bug-b-adam-state-dtype",
+    "bug-a-adam-eps-inside-sqrt",
+    "bug-b-own-adamw-step-count-per-param",
+    "bug-b-zero-grad",
+    "bug-b-adam-eps-inside-sqrt+lr-cached",
+    "correct-magic",
+    "correct-edited-given-imports",
+    "correct-stray-grade-id",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +42,10 @@ def grade_in_process(entry, notebooks) -> dict:
     student, source = notebooks
     cells = graded_code(source, corpus.notebook(entry, student, source))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)     # some bugs divide by zero
-        return {c: checks.judge_component(c, reference.run_cells(cells, c), reference.load())
-                for c in checks.COMPONENTS}
+        warnings.simplefilter("ignore", RuntimeWarning)  # some bugs divide by zero
+        return {
+            c: checks.judge_component(c, reference.run_cells(cells, c), reference.load()) for c in checks.COMPONENTS
+        }
 
 
 def problems(entry, results: dict) -> list:
@@ -42,10 +53,12 @@ def problems(entry, results: dict) -> list:
     out = []
     for component, rows in results.items():
         lost = [r for r in rows if r.score < r.max_score]
-        if component in entry.scores:            # a fault no slug names: its exact score is the claim
+        if component in entry.scores:  # a fault no slug names: its exact score is the claim
             if sum(r.score for r in rows) != entry.scores[component]:
-                out.append(f"{component} scored {sum(r.score for r in rows)}, expected {entry.scores[component]}: "
-                           f"{[(r.id, r.message[:160]) for r in lost]}")
+                out.append(
+                    f"{component} scored {sum(r.score for r in rows)}, expected {entry.scores[component]}: "
+                    f"{[(r.id, r.message[:160]) for r in lost]}"
+                )
             continue
         want = entry.bugs.get(component, set())
         if want and not lost:
@@ -84,11 +97,13 @@ def test_sandboxed_grading_agrees(name, notebooks, monkeypatch):
     entry = next(e for e in ENTRIES if e.name == name)
     student, source = notebooks
     # faults hang for the per-check cap: a short one keeps the test fast, the production one is the same code
-    sandboxed = run_hidden_checks(source, corpus.notebook(entry, student, source),
-                                  **({"check_seconds": 1.0} if entry.sandboxed_only else {}))
+    sandboxed = run_hidden_checks(
+        source, corpus.notebook(entry, student, source), **({"check_seconds": 1.0} if entry.sandboxed_only else {})
+    )
     assert problems(entry, sandboxed) == []
-    if entry.sandboxed_only:        # it hangs, exits or writes files: the trusted process must not run it
+    if entry.sandboxed_only:  # it hangs, exits or writes files: the trusted process must not run it
         return
     in_process = grade_in_process(entry, notebooks)
-    assert {c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in sandboxed.items()} == \
-        {c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in in_process.items()}
+    assert {c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in sandboxed.items()} == {
+        c: [(r.id, r.score, r.diagnoses) for r in rows] for c, rows in in_process.items()
+    }

@@ -1,15 +1,19 @@
 """The behaviour the spec implies, made explicit: the edge cases of issue 2, item 2."""
+
 import math
 import re
 
 import numpy as np
 import pytest
 
-from content.m07_optimizers.solution.optimizers import SGD, Adam, AdamW, Optimizer, state_bytes, parameter_bytes
+from content.m07_optimizers.solution.optimizers import SGD, Adam, AdamW, Optimizer, parameter_bytes, state_bytes
 from tinytorch.core.tensor import Tensor
 
-ALL = [lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1), lambda p: Adam(p, lr=0.1, weight_decay=0.1),
-       lambda p: AdamW(p, lr=0.1, weight_decay=0.1)]
+ALL = [
+    lambda p: SGD(p, lr=0.1, momentum=0.9, weight_decay=0.1),
+    lambda p: Adam(p, lr=0.1, weight_decay=0.1),
+    lambda p: AdamW(p, lr=0.1, weight_decay=0.1),
+]
 
 
 def params(*shapes, dtype=np.float32):
@@ -19,8 +23,13 @@ def params(*shapes, dtype=np.float32):
 
 def state_of(opt, shape) -> list:
     """Copies of the optimizer's state arrays of one shape, in attribute order."""
-    return [x.copy() for v in vars(opt).values() if isinstance(v, list) for x in v
-            if isinstance(x, np.ndarray) and x.shape == shape]
+    return [
+        x.copy()
+        for v in vars(opt).values()
+        if isinstance(v, list)
+        for x in v
+        if isinstance(x, np.ndarray) and x.shape == shape
+    ]
 
 
 @pytest.mark.parametrize("make", ALL)
@@ -66,7 +75,7 @@ def test_tensor_and_ndarray_gradients_give_the_same_result(make):
 def test_parameters_and_state_keep_the_parameter_dtype(make, dtype):
     (a,) = params((6,), dtype=dtype)
     opt = make([a])
-    a.grad = np.full(6, 0.5, np.float64)       # a float64 gradient must not upcast a float32 model
+    a.grad = np.full(6, 0.5, np.float64)  # a float64 gradient must not upcast a float32 model
     opt.step()
     assert a.data.dtype == dtype
     buffers = [x for v in vars(opt).values() if isinstance(v, list) for x in v if isinstance(x, np.ndarray)]
@@ -87,14 +96,23 @@ def test_learning_rate_is_read_at_every_step(cls):
     assert np.array_equal(a.data, before), "with lr set to 0 the next step must not move the parameter"
 
 
-@pytest.mark.parametrize("cls,kwargs,word", [
-    (SGD, {"lr": -0.1}, "lr"), (SGD, {"lr": math.nan}, "lr"), (SGD, {"lr": math.inf}, "lr"),
-    (SGD, {"momentum": 1.0}, "momentum"), (SGD, {"momentum": -0.1}, "momentum"),
-    (SGD, {"weight_decay": -1e-3}, "weight_decay"),
-    (Adam, {"betas": (1.0, 0.999)}, "betas[0]"), (Adam, {"betas": (0.9, 1.5)}, "betas[1]"),
-    (Adam, {"betas": (0.9,)}, "pair"), (Adam, {"eps": -1e-8}, "eps"), (Adam, {"lr": "fast"}, "number"),
-    (AdamW, {"weight_decay": -0.01}, "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "cls,kwargs,word",
+    [
+        (SGD, {"lr": -0.1}, "lr"),
+        (SGD, {"lr": math.nan}, "lr"),
+        (SGD, {"lr": math.inf}, "lr"),
+        (SGD, {"momentum": 1.0}, "momentum"),
+        (SGD, {"momentum": -0.1}, "momentum"),
+        (SGD, {"weight_decay": -1e-3}, "weight_decay"),
+        (Adam, {"betas": (1.0, 0.999)}, "betas[0]"),
+        (Adam, {"betas": (0.9, 1.5)}, "betas[1]"),
+        (Adam, {"betas": (0.9,)}, "pair"),
+        (Adam, {"eps": -1e-8}, "eps"),
+        (Adam, {"lr": "fast"}, "number"),
+        (AdamW, {"weight_decay": -0.01}, "weight_decay"),
+    ],
+)
 def test_invalid_hyperparameters_say_which_and_why(cls, kwargs, word):
     with pytest.raises(ValueError, match=re.escape(word)) as info:
         cls(params((2,)), **kwargs)
@@ -125,10 +143,10 @@ def test_momentum_state_is_copied_out_and_in():
     saved = opt.get_momentum_state()
     assert saved[1] is None and saved[0] is not opt.momentum_buffers[0]
     opt.step()
-    assert np.array_equal(saved[0], [1.0, 1.0])            # the checkpoint did not move
+    assert np.array_equal(saved[0], [1.0, 1.0])  # the checkpoint did not move
     fresh = SGD([a, b], lr=0.1, momentum=0.9)
     fresh.set_momentum_state(saved)
-    saved[0] += 100                                        # the caller's arrays change afterwards
+    saved[0] += 100  # the caller's arrays change afterwards
     assert np.array_equal(fresh.momentum_buffers[0], [1.0, 1.0])
     assert fresh.momentum_buffers[0].dtype == np.float32
     fresh.set_momentum_state(None)
@@ -141,11 +159,15 @@ def test_momentum_state_is_copied_out_and_in():
 
 
 def test_memory_convention_params_plus_state():
-    for make, expected in ((lambda p: SGD(p, lr=0.1), 1), (lambda p: SGD(p, lr=0.1, momentum=0.9), 2),
-                           (lambda p: Adam(p), 3), (lambda p: AdamW(p), 3)):
+    for make, expected in (
+        (lambda p: SGD(p, lr=0.1), 1),
+        (lambda p: SGD(p, lr=0.1, momentum=0.9), 2),
+        (lambda p: Adam(p), 3),
+        (lambda p: AdamW(p), 3),
+    ):
         ps = params((100, 10), (10,))
         opt = make(ps)
-        assert state_bytes(opt) == parameter_bytes(ps)     # nothing allocated before the first step
+        assert state_bytes(opt) == parameter_bytes(ps)  # nothing allocated before the first step
         for p in ps:
             p.grad = np.ones_like(p.data)
         opt.step()
@@ -158,9 +180,20 @@ NON_FINITE = [math.nan, math.inf, -math.inf, np.float64("nan"), np.float32("inf"
 
 
 @pytest.mark.parametrize("value", NON_FINITE, ids=repr)
-@pytest.mark.parametrize("cls,name", [(SGD, "lr"), (SGD, "momentum"), (SGD, "weight_decay"), (Adam, "lr"),
-                                      (Adam, "eps"), (Adam, "weight_decay"), (AdamW, "lr"), (AdamW, "eps"),
-                                      (AdamW, "weight_decay")])
+@pytest.mark.parametrize(
+    "cls,name",
+    [
+        (SGD, "lr"),
+        (SGD, "momentum"),
+        (SGD, "weight_decay"),
+        (Adam, "lr"),
+        (Adam, "eps"),
+        (Adam, "weight_decay"),
+        (AdamW, "lr"),
+        (AdamW, "eps"),
+        (AdamW, "weight_decay"),
+    ],
+)
 def test_nan_and_inf_hyperparameters_are_rejected_naming_the_argument(cls, name, value):
     """`lr < 0` is False for NaN (and for +inf): the range check alone would let them through."""
     with pytest.raises(ValueError, match=rf"^{name} must be finite"):
@@ -168,9 +201,23 @@ def test_nan_and_inf_hyperparameters_are_rejected_naming_the_argument(cls, name,
 
 
 @pytest.mark.parametrize("cls", [Adam, AdamW])
-@pytest.mark.parametrize("betas", [(math.nan, 0.999), (0.9, math.nan), (math.inf, 0.999), (0.9, -math.inf),
-                                   (1.0, 0.999), (0.9, 1.0), (-0.1, 0.9), (0.9,), (0.9, 0.99, 0.999), 0.9, "ab"],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "betas",
+    [
+        (math.nan, 0.999),
+        (0.9, math.nan),
+        (math.inf, 0.999),
+        (0.9, -math.inf),
+        (1.0, 0.999),
+        (0.9, 1.0),
+        (-0.1, 0.9),
+        (0.9,),
+        (0.9, 0.99, 0.999),
+        0.9,
+        "ab",
+    ],
+    ids=repr,
+)
 def test_betas_must_be_two_finite_numbers_in_0_1(cls, betas):
     with pytest.raises(ValueError, match=r"^betas"):
         cls(params((2,)), betas=betas)
@@ -191,16 +238,19 @@ def test_equal_but_distinct_parameters_are_two_parameters_each_stepped_once():
     assert np.allclose(a.data, 0.9) and np.allclose(b.data, 0.9)
 
 
-MAKERS_WITH_LR = [lambda p, lr: SGD(p, lr=lr, momentum=0.9, weight_decay=0.1),
-                  lambda p, lr: SGD(p, lr=lr), lambda p, lr: Adam(p, lr=lr, weight_decay=0.1),
-                  lambda p, lr: AdamW(p, lr=lr, weight_decay=0.1)]
+MAKERS_WITH_LR = [
+    lambda p, lr: SGD(p, lr=lr, momentum=0.9, weight_decay=0.1),
+    lambda p, lr: SGD(p, lr=lr),
+    lambda p, lr: Adam(p, lr=lr, weight_decay=0.1),
+    lambda p, lr: AdamW(p, lr=lr, weight_decay=0.1),
+]
 
 
 @pytest.mark.parametrize("make", MAKERS_WITH_LR)
 def test_float64_gradients_and_a_numpy_lr_keep_float32_and_the_values(make):
     (a,), (b,) = params((2, 3)), params((2, 3))
     fast, plain = make([a], np.float64(0.05)), make([b], 0.05)
-    g = np.linspace(-1, 1, 6).reshape(2, 3)                      # float64
+    g = np.linspace(-1, 1, 6).reshape(2, 3)  # float64
     for _ in range(3):
         a.grad, b.grad = g.copy(), g.astype(np.float32)
         fast.step()

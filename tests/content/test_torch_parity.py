@@ -1,4 +1,5 @@
 """The reference optimizers against torch.optim, step by step (torch is a test-only dependency)."""
+
 import numpy as np
 import pytest
 
@@ -36,11 +37,15 @@ def run_pair(make_ours, make_torch, seed=0, grad_scale=1.0, absolute=False):
 
 CASES = {
     "sgd": (lambda p: SGD(p, lr=0.1), lambda p: torch.optim.SGD(p, lr=0.1)),
-    "sgd-momentum-decay": (lambda p: SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
-                           lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01)),
+    "sgd-momentum-decay": (
+        lambda p: SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
+        lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01),
+    ),
     "adam": (lambda p: Adam(p, lr=0.01), lambda p: torch.optim.Adam(p, lr=0.01, foreach=False)),
-    "adam-l2": (lambda p: Adam(p, lr=0.01, betas=(0.8, 0.95), weight_decay=0.1),
-                lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, foreach=False)),
+    "adam-l2": (
+        lambda p: Adam(p, lr=0.01, betas=(0.8, 0.95), weight_decay=0.1),
+        lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, foreach=False),
+    ),
 }
 
 
@@ -58,9 +63,12 @@ def test_adam_small_gradients_match_torch():
 def test_adamw_differs_from_torch_only_by_the_documented_ordering():
     """Ours: (p - lr*u)(1 - lr*wd). Torch: p(1 - lr*wd) - lr*u. The gap is lr^2*wd*u per step."""
     lr, wd = 0.01, 0.1
-    worst = run_pair(lambda p: AdamW(p, lr=lr, weight_decay=wd),
-                     lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=wd, foreach=False), absolute=True)
-    per_step_gap = lr * lr * wd          # |u| is at most about 1 for Adam
+    worst = run_pair(
+        lambda p: AdamW(p, lr=lr, weight_decay=wd),
+        lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=wd, foreach=False),
+        absolute=True,
+    )
+    per_step_gap = lr * lr * wd  # |u| is at most about 1 for Adam
     assert worst <= STEPS * per_step_gap * 1.5, f"gap {worst:.2e} exceeds the ordering difference"
     assert worst > STEPS * per_step_gap * 0.05, "the orderings differ, so the gap must show"
 

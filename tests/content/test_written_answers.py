@@ -1,16 +1,16 @@
 """Section 9's written answers: nbgrader manually graded cells, model answers that agree with the book."""
+
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ASSIGNMENT, WRITTEN_STUDENT
 
-from autograder.course import course_config
 from autograder.arrival.notebook import component_cells, written_points
+from autograder.course import course_config
 from tinytorch.export import read_notebook
 from tools import generate
-
-from conftest import ASSIGNMENT, WRITTEN_STUDENT
 
 ROOT = Path(__file__).resolve().parents[2]
 ABOUT = ROOT / "src/07_optimizers/ABOUT.md"
@@ -22,8 +22,11 @@ def cells(path=ROOT / generate.INSTRUCTOR):
 
 
 def written(nb_cells) -> dict:
-    return {c.metadata.nbgrader.grade_id: c for c in nb_cells
-            if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("written_")}
+    return {
+        c.metadata.nbgrader.grade_id: c
+        for c in nb_cells
+        if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("written_")
+    }
 
 
 def model_answer(cell) -> str:
@@ -36,7 +39,7 @@ def test_each_question_is_followed_by_a_manually_graded_answer_cell():
     assert list(answers) == list(QUESTIONS)
     for gid, cell in answers.items():
         meta = cell.metadata.nbgrader
-        assert cell.cell_type == "markdown"          # nbgrader's "Manually graded answer"
+        assert cell.cell_type == "markdown"  # nbgrader's "Manually graded answer"
         assert meta.grade and meta.solution and not meta.locked and meta.points == 2
         question = nb_cells[nb_cells.index(cell) - 1]
         assert question.cell_type == "markdown" and re.match(r"\*\*Q\d\. ", question.source), gid
@@ -74,7 +77,7 @@ def book_figures() -> dict:
     for index, cell in enumerate(wanted):
         cell = re.sub(r"^:tags:.*\n", "", cell, flags=re.M)
         exec(compile(cell, f"ABOUT.md cell {index}", "exec"), namespace)
-        namespace["put"] = glued.__setitem__           # after the set-up cell defined the real one
+        namespace["put"] = glued.__setitem__  # after the set-up cell defined the real one
         namespace["glue"] = lambda key, value, display=False: glued.__setitem__(key, value)
     return glued
 
@@ -84,8 +87,9 @@ def test_model_answers_quote_the_numbers_the_book_computes():
     """One computation (the book's cells); the notebook's model answers must agree with it."""
     figures = book_figures()
     answers = {n: model_answer(cell) for n, cell in enumerate(written(cells()).values(), start=1)}
-    missing = [(key, value) for key, value in figures.items()
-               if re.match(r"q\d_", key) and value not in answers[int(key[1])]]
+    missing = [
+        (key, value) for key, value in figures.items() if re.match(r"q\d_", key) and value not in answers[int(key[1])]
+    ]
     assert len([k for k in figures if re.match(r"q\d_", k)]) >= 20
     assert missing == []
 

@@ -1,4 +1,5 @@
 """The hidden checks and the misconception catalog, judged in-process (fast)."""
+
 import re
 import warnings
 from pathlib import Path
@@ -7,16 +8,18 @@ import nbformat
 import numpy as np
 import pytest
 
-from autograder.judge import checks
-from tools import reference
-from content.m07_optimizers.misconceptions import SLUGS, VARIANTS, apply
 from autograder.arrival.notebook import component_cells, grade_points
+from autograder.judge import checks
+from content.m07_optimizers.misconceptions import SLUGS, VARIANTS, apply
+from tools import reference
 
 ROOT = Path(__file__).resolve().parents[2]
-ISSUE_SLUGS = ("zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
-               "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
-               "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
-               "coupled-decay decay-missing-lr lr-cached state-dtype nan-accepted").split()
+ISSUE_SLUGS = (
+    "zero-grad momentum-dampening nesterov weight-decay-ignored weight-decay-after-momentum "
+    "gradient-mutated none-grad-not-skipped state-aliasing no-bias-correction step-count-off-by-one "
+    "step-count-per-param eps-inside-sqrt missing-one-minus-beta betas-swapped decoupled-decay-in-adam "
+    "coupled-decay decay-missing-lr lr-cached state-dtype nan-accepted"
+).split()
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +29,7 @@ def text():
 
 def judged(text, component):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)     # some bugs divide by zero on purpose
+        warnings.simplefilter("ignore", RuntimeWarning)  # some bugs divide by zero on purpose
         return checks.judge_component(component, reference.run_module(text, component, "test"), reference.load())
 
 
@@ -34,13 +37,15 @@ def test_points_add_up_to_100_and_agree_with_the_source_notebook():
     assert sum(c.points for c in checks.catalog()) == 100
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
     cells = component_cells(source)
-    points = {cells[gid]: value for gid, value in grade_points(source).items() if gid in cells}   # not written
+    points = {cells[gid]: value for gid, value in grade_points(source).items() if gid in cells}  # not written
     assert points == {comp: sum(c.points for c in checks.checks_for(comp)) for comp in checks.COMPONENTS}
 
 
 def test_catalog_has_exactly_the_issue_slugs_and_documents_them():
     assert sorted(SLUGS) == sorted(ISSUE_SLUGS)
-    documented = set(re.findall(r"^\| `([a-z-]+)` \|", (ROOT / "content/m07_optimizers/MISCONCEPTIONS.md").read_text(), re.M))
+    documented = set(
+        re.findall(r"^\| `([a-z-]+)` \|", (ROOT / "content/m07_optimizers/MISCONCEPTIONS.md").read_text(), re.M)
+    )
     assert documented == set(ISSUE_SLUGS)
 
 
@@ -68,8 +73,10 @@ def test_pytorch_ordering_passes_and_is_named(text):
 
 
 def test_two_bugs_at_once_are_both_named(text):
-    both = apply(apply(text, next(v for v in VARIANTS if v.slug == "betas-swapped")),
-                 next(v for v in VARIANTS if v.slug == "eps-inside-sqrt"))
+    both = apply(
+        apply(text, next(v for v in VARIANTS if v.slug == "betas-swapped")),
+        next(v for v in VARIANTS if v.slug == "eps-inside-sqrt"),
+    )
     failing = [r for r in judged(both, "Adam") if r.score < r.max_score]
     assert failing and {"betas-swapped", "eps-inside-sqrt"} <= {s for r in failing for s in r.diagnoses}
 
@@ -79,7 +86,7 @@ def test_failure_messages_name_the_divergence_not_the_inputs(text):
     failing = [r for r in judged(apply(text, variant), "SGD") if r.score < r.max_score]
     message = failing[0].message
     assert re.search(r"step \d+: params\[\d\]: first differs at element \(\d+, \d+\): expected -?\d", message)
-    assert len(message) < 400 and "[[" not in message      # no arrays, no configuration
+    assert len(message) < 400 and "[[" not in message  # no arrays, no configuration
 
 
 def test_reference_data_matches_the_source():
@@ -106,8 +113,9 @@ def test_each_signature_fires_on_its_own_variant(text, variant):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        assert variant.slug in fired(reference.run_module(apply(text, variant), variant.component, "t"),
-                                     variant.component)
+        assert variant.slug in fired(
+            reference.run_module(apply(text, variant), variant.component, "t"), variant.component
+        )
 
 
 @pytest.mark.parametrize("component", checks.COMPONENTS)
@@ -131,11 +139,12 @@ def test_an_adam_bug_is_named_in_adamws_table_as_inherited(text):
 
 
 def test_a_crash_names_the_exception_and_the_step(text):
-    crashing = text.replace("            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], "
-                            "self.v_buffers[i])",
-                            "            if self.step_count == 2:\n                raise KeyError('boom')\n"
-                            "            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], "
-                            "self.v_buffers[i])")
+    crashing = text.replace(
+        "            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], self.v_buffers[i])",
+        "            if self.step_count == 2:\n                raise KeyError('boom')\n"
+        "            blockwise(update, param.data, gradient_array(param), self.m_buffers[i], "
+        "self.v_buffers[i])",
+    )
     assert crashing != text
     failing = [r for r in judged(crashing, "Adam") if r.score < r.max_score]
     assert failing
@@ -154,7 +163,7 @@ def test_malformed_signature_observations_never_crash_the_judge(text):
 
     flat = reference.run_module(text, "SGD", "t")
     forged = {k: (np.zeros((0,)) if k.startswith("sig:") else v) for k, v in flat.items()}
-    assert set(fired(forged, "SGD")) <= set(SLUGS)               # may name anything, must not crash
+    assert set(fired(forged, "SGD")) <= set(SLUGS)  # may name anything, must not crash
     assert all(r.score == r.max_score for r in checks.judge_component("SGD", forged, reference.load()))
 
 
@@ -175,8 +184,9 @@ def test_a_float64_promoting_update_fails_memory_dtype_and_is_named(text):
     from tools import corpus
 
     promoting = corpus.fill(corpus.SGD_A, corpus.SGD_A_OK, corpus.DTYPE_PROMOTED_A)
-    results = checks.judge_component("SGD", reference.run_cells([("reference", text), ("sgd", promoting)], "SGD"),
-                                     reference.load())
+    results = checks.judge_component(
+        "SGD", reference.run_cells([("reference", text), ("sgd", promoting)], "SGD"), reference.load()
+    )
     failing = {r.id: r.diagnoses for r in results if r.score < r.max_score}
     assert failing == {"sgd-memory-dtype": ["state-dtype"]}
 
@@ -194,7 +204,9 @@ def test_the_same_parameter_twice_costs_the_interface_check_only(text):
 @pytest.mark.parametrize("name", ["lr", "weight_decay", "eps"])
 def test_a_validation_that_lets_nan_through_fails(text, name):
     """Today's checks never passed NaN for weight_decay or eps: a helper that only compares got full marks."""
-    trap = text.replace('''    if not math.isfinite(number):''', f'''    if not math.isfinite(number) and name != {name!r}:''')
+    trap = text.replace(
+        '''    if not math.isfinite(number):''', f'''    if not math.isfinite(number) and name != {name!r}:'''
+    )
     assert trap != text
     for component in ("Adam", "AdamW"):
         lost = [r.id for r in judged(trap, component) if r.score < r.max_score]
@@ -210,5 +222,5 @@ def test_affects_compare_variants_only_for_a_check_a_diagnosis_asks_about(monkey
     affects = data.Affects({"a": [], "b": []}, {"a": [("slug-a", "run a")], "b": [("slug-b", "run b")]})
     assert calls == []
     assert affects.get("a") == {"slug-a"} and calls == ["run a"]
-    assert affects.get("a") == {"slug-a"} and calls == ["run a"]      # worked out once
+    assert affects.get("a") == {"slug-a"} and calls == ["run a"]  # worked out once
     assert affects.get("c", ()) == ()

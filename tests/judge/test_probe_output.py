@@ -5,6 +5,7 @@ Each forgery here must cost only its component, with a one-line reason, and
 must never hang, allocate unbounded data, recurse without bound, follow a link,
 or put long or crafted text into feedback. The payloads are written by hand (see ``lines_of``).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,10 +28,11 @@ from tools import reference
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024**2
-SPEC = json.dumps(checks.probe_spec("SGD"))[:20_000]      # what a forged label tried to smuggle out
+SPEC = json.dumps(checks.probe_spec("SGD"))[:20_000]  # what a forged label tried to smuggle out
 
 
 # -- payloads -------------------------------------------------------------------------------
+
 
 def lines_of(flat: dict) -> bytes:
     """A results file by hand, as the probe writes it: one line per check, problems first."""
@@ -42,8 +44,14 @@ def lines_of(flat: dict) -> bytes:
         check, index, label = key.split("|", 2)
         by_check.setdefault(check, []).append((int(index), label, value))
     for check, rows in by_check.items():
-        out.append(json.dumps({"check": check, "observations": [[label, encode(value)]
-                                                                for _, label, value in sorted(rows, key=lambda r: r[0])]}))
+        out.append(
+            json.dumps(
+                {
+                    "check": check,
+                    "observations": [[label, encode(value)] for _, label, value in sorted(rows, key=lambda r: r[0])],
+                }
+            )
+        )
     return ("\n".join(out) + "\n").encode()
 
 
@@ -83,6 +91,7 @@ def sgd_plain_line(values: str) -> str:
 
 # -- the file itself ------------------------------------------------------------------------
 
+
 def test_a_real_results_file_reads_back_exactly(tmp_path, good):
     (tmp_path / "out.json").write_bytes(lines_of(good))
     flat = read_results(tmp_path, "out.json", "SGD")
@@ -106,11 +115,20 @@ def test_the_probes_own_writer_is_read_back_bit_for_bit(tmp_path, good):
     assert all(flat[k].tobytes() == good[k].tobytes() for k in good)
 
 
-@pytest.mark.parametrize("value", [np.array([np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308,
-                                             0.1 + 0.2, np.float32(0.1)], dtype=np.float64),
-                                   np.zeros((0, 2)), np.arange(24, dtype=np.float64).reshape(2, 3, 4), np.array(2.5)])
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array(
+            [np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308, 0.1 + 0.2, np.float32(0.1)],
+            dtype=np.float64,
+        ),
+        np.zeros((0, 2)),
+        np.arange(24, dtype=np.float64).reshape(2, 3, 4),
+        np.array(2.5),
+    ],
+)
 def test_float64_round_trips_exactly_through_json_non_finite_included(value):
-    text = json.dumps(encode(value), allow_nan=False)          # strict JSON: no NaN token is written
+    text = json.dumps(encode(value), allow_nan=False)  # strict JSON: no NaN token is written
     back = probe_output._value(json.loads(text), "x")
     assert back.dtype == np.float64 and back.shape == value.shape
     assert back.tobytes() == value.tobytes()
@@ -134,7 +152,7 @@ def read_with_timeout(folder: Path, name: str = "out.json", timeout: float = 10.
         for fifo in [folder / name, *folder.parent.glob("*.fifo")]:
             if fifo.exists() and not fifo.is_file():
                 with open(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK), "wb"):
-                    pass             # unblock the reader so the test process can end
+                    pass  # unblock the reader so the test process can end
         pytest.fail("reading the results file blocked")
     return outcome["reason"]
 
@@ -145,13 +163,13 @@ def test_a_symlink_to_a_host_path_is_never_followed(tmp_path):
     secret = tmp_path / "instructor-only.txt"
     secret.write_text("SECRET-HOST-CONTENT " * 100)
     blocking = tmp_path / "host.fifo"
-    os.mkfifo(blocking)              # opening this for reading blocks until a writer comes: following the link hangs
+    os.mkfifo(blocking)  # opening this for reading blocks until a writer comes: following the link hangs
     reasons = set()
     for target in (blocking, secret, tmp_path / "does-not-exist"):
         (scratch / "out.json").unlink(missing_ok=True)
         (scratch / "out.json").symlink_to(target)
         reasons.add(read_with_timeout(scratch))
-    assert reasons == {"out.json is a symbolic link, not a file"}    # the same for every target: no existence oracle
+    assert reasons == {"out.json is a symbolic link, not a file"}  # the same for every target: no existence oracle
 
 
 def test_a_fifo_in_scratch_does_not_block(tmp_path):
@@ -164,7 +182,7 @@ def test_devices_are_refused(tmp_path):
     assert read_with_timeout(tmp_path) == "out.json is a symbolic link, not a file"
     (tmp_path / "out.json").unlink()
     try:
-        os.mknod(tmp_path / "out.json", 0o600 | 0o020000, os.makedev(1, 5))    # a character device: /dev/zero
+        os.mknod(tmp_path / "out.json", 0o600 | 0o020000, os.makedev(1, 5))  # a character device: /dev/zero
     except PermissionError:
         pytest.skip("cannot create a device node here")
     assert read_with_timeout(tmp_path) == "out.json is not a regular file"
@@ -178,7 +196,7 @@ def test_a_hard_link_is_refused(tmp_path, good):
 
 def test_a_file_over_the_cap_is_not_read(tmp_path):
     with open(tmp_path / "out.json", "wb") as f:
-        f.truncate(MAX_FILE_BYTES + 1)              # sparse: costs no disk
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: costs no disk
     assert read_with_timeout(tmp_path) == f"out.json is larger than {MAX_FILE_BYTES // MiB} MiB"
 
 
@@ -188,6 +206,7 @@ def test_a_missing_file_is_not_an_invalid_one(tmp_path):
 
 
 # -- size, lines and nesting, checked before parsing ---------------------------------------
+
 
 def test_a_line_over_the_cap_is_refused_before_parsing(good, asked, monkeypatch):
     parsed = []
@@ -211,8 +230,15 @@ def test_a_line_of_too_many_values_is_refused_before_parsing(asked, fill, monkey
     assert reason(line.encode(), asked) == "line 1 holds more values than the grader's format" and not parsed
 
 
-@pytest.mark.parametrize("payload", ["[" * 100_000, '{"a":' * 50_000, sgd_plain_line('[[[[[[[1]]]]]]]'),
-                                     '{"check":"sgd-plain","observations":[["x",{"shape":[1],"values":[[[[0]]]]}]]}'])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "[" * 100_000,
+        '{"a":' * 50_000,
+        sgd_plain_line('[[[[[[[1]]]]]]]'),
+        '{"check":"sgd-plain","observations":[["x",{"shape":[1],"values":[[[[0]]]]}]]}',
+    ],
+)
 def test_deep_nesting_is_refused_before_the_parser_recurses(asked, payload, monkeypatch):
     parsed = []
     monkeypatch.setattr(probe_output.json, "loads", lambda *a, **k: parsed.append(a) or {})
@@ -236,13 +262,21 @@ def test_a_large_wrong_observation_fails_only_its_own_check(good, asked):
 
 # -- JSON itself: strict, or refused ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_tokens_are_refused(asked, token):
     assert f"the token {token}" in reason(sgd_plain_line('{"shape":[1],"values":[' + token + ']}').encode(), asked)
 
 
-@pytest.mark.parametrize("number, why", [("1" * 5000, "too many digits"), ("1e999", "out of float64's range"),
-                                         ("-1e400", "out of float64's range"), ("0." + "0" * 100 + "1", "too many digits")])
+@pytest.mark.parametrize(
+    "number, why",
+    [
+        ("1" * 5000, "too many digits"),
+        ("1e999", "out of float64's range"),
+        ("-1e400", "out of float64's range"),
+        ("0." + "0" * 100 + "1", "too many digits"),
+    ],
+)
 def test_huge_numbers_are_refused(asked, number, why):
     assert why in reason(sgd_plain_line('{"shape":[1],"values":[' + number + ']}').encode(), asked)
 
@@ -251,26 +285,42 @@ def test_a_huge_integer_in_a_shape_is_refused(asked):
     assert "too many digits" in reason(sgd_plain_line('{"shape":[' + "9" * 100 + '],"values":[]}').encode(), asked)
 
 
-@pytest.mark.parametrize("line", ['{"check":"sgd-plain","check":"sgd-plain","observations":[]}',
-                                  sgd_plain_line('{"shape":[1],"values":[1.0],"values":[2.0]}'),
-                                  '{"problems":"","problems":"x"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"check":"sgd-plain","check":"sgd-plain","observations":[]}',
+        sgd_plain_line('{"shape":[1],"values":[1.0],"values":[2.0]}'),
+        '{"problems":"","problems":"x"}',
+    ],
+)
 def test_duplicate_keys_are_refused(asked, line):
     assert reason(line.encode(), asked) == "an object repeats a key"
 
 
-@pytest.mark.parametrize("data", [b"\xff\xfe" + b'{"problems":""}', '{"problems":"caf\u00e9"}'.encode("latin-1"),
-                                  b'{"problems":"\xed\xa0\x80"}'])
+@pytest.mark.parametrize(
+    "data",
+    [b"\xff\xfe" + b'{"problems":""}', '{"problems":"caf\u00e9"}'.encode("latin-1"), b'{"problems":"\xed\xa0\x80"}'],
+)
 def test_bytes_that_are_not_utf8_are_refused(asked, data):
     assert reason(data, asked) == "it is not UTF-8 text"
 
 
-@pytest.mark.parametrize("data", [b'{"problems": ""', b"PK\x03\x04 a zip", b"\x80\x04\x95 pickle".decode("latin-1").encode(),
-                                  b"{'problems': ''}", b'{"problems":""} trailing'])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"problems": ""',
+        b"PK\x03\x04 a zip",
+        b"\x80\x04\x95 pickle".decode("latin-1").encode(),
+        b"{'problems': ''}",
+        b'{"problems":""} trailing',
+    ],
+)
 def test_damaged_or_foreign_files_are_refused(asked, data):
     assert re.fullmatch(r"line 1 is not valid JSON \(\w+\)|it is not UTF-8 text|line 1 nests .*", reason(data, asked))
 
 
 # -- checks and observations ---------------------------------------------------------------
+
 
 @pytest.mark.parametrize("check", ["evil", "adam-resume", "../out", "sgd-plain\n", "x" * 200, 7, None])
 def test_checks_not_asked_for_are_refused(good, asked, check):
@@ -296,29 +346,40 @@ def test_more_observations_than_any_known_run_are_refused(good, asked):
     assert "more observations than the grader asked for" in reason(line.encode(), asked)
 
 
-@pytest.mark.parametrize("line", ['{"check":"sgd-plain","observations":[],"extra":1}', '{"check":"sgd-plain"}',
-                                  '[]', '"text"', '{"problems":"","check":"sgd-plain"}'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"check":"sgd-plain","observations":[],"extra":1}',
+        '{"check":"sgd-plain"}',
+        '[]',
+        '"text"',
+        '{"problems":"","check":"sgd-plain"}',
+    ],
+)
 def test_lines_of_another_shape_are_refused(asked, line):
     assert re.search(r"keys the grader did not ask for|is not an object", reason(line.encode(), asked))
 
 
-@pytest.mark.parametrize("value, why", [
-    ('{"shape":[1],"values":[true]}', "not a number"),
-    ('{"shape":[1],"values":[null]}', "not a number"),
-    ('{"shape":[1],"values":["1.5"]}', "not a number"),
-    ('{"shape":[1],"values":[{"pickled":"object"}]}', "nests deeper than the grader's format"),
-    ('{"shape":[2],"values":[1.0]}', "does not hold the values its shape declares"),
-    ('{"shape":[1000000000000],"values":[0]}', "shape that is not a list"),
-    ('{"shape":[-1],"values":[]}', "shape that is not a list"),
-    ('{"shape":[1.5],"values":[0]}', "shape that is not a list"),
-    ('{"shape":[1,1,1,1,1],"values":[0]}', "shape that is not a list"),
-    ('{"shape":"3","values":[0,0,0]}', "shape that is not a list"),
-    ('{"shape":[1],"values":[0],"dtype":"object"}', "is not a text or a {shape, values} object"),
-    ('[1.0, 2.0]', "is not a text or a {shape, values} object"),
-    ('3.0', "is not a text or a {shape, values} object"),
-    ('null', "is not a text or a {shape, values} object"),
-    ('"' + "x" * (MAX_TEXT + 1) + '"', f"at most {MAX_TEXT} characters"),
-])
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ('{"shape":[1],"values":[true]}', "not a number"),
+        ('{"shape":[1],"values":[null]}', "not a number"),
+        ('{"shape":[1],"values":["1.5"]}', "not a number"),
+        ('{"shape":[1],"values":[{"pickled":"object"}]}', "nests deeper than the grader's format"),
+        ('{"shape":[2],"values":[1.0]}', "does not hold the values its shape declares"),
+        ('{"shape":[1000000000000],"values":[0]}', "shape that is not a list"),
+        ('{"shape":[-1],"values":[]}', "shape that is not a list"),
+        ('{"shape":[1.5],"values":[0]}', "shape that is not a list"),
+        ('{"shape":[1,1,1,1,1],"values":[0]}', "shape that is not a list"),
+        ('{"shape":"3","values":[0,0,0]}', "shape that is not a list"),
+        ('{"shape":[1],"values":[0],"dtype":"object"}', "is not a text or a {shape, values} object"),
+        ('[1.0, 2.0]', "is not a text or a {shape, values} object"),
+        ('3.0', "is not a text or a {shape, values} object"),
+        ('null', "is not a text or a {shape, values} object"),
+        ('"' + "x" * (MAX_TEXT + 1) + '"', f"at most {MAX_TEXT} characters"),
+    ],
+)
 def test_only_float64_values_and_short_text_are_accepted(asked, value, why):
     assert why in reason(sgd_plain_line(value).encode(), asked)
 
@@ -336,8 +397,9 @@ def test_problems_must_be_short_text(good, asked):
 
 # -- labels and text never carry anything into feedback -------------------------------------
 
+
 def spec_windows(text: str, width: int) -> set:
-    return {SPEC[i:i + width] for i in range(0, len(SPEC) - width)} & {text[i:i + width] for i in range(len(text))}
+    return {SPEC[i : i + width] for i in range(0, len(SPEC) - width)} & {text[i : i + width] for i in range(len(text))}
 
 
 def test_forged_labels_and_messages_never_reach_feedback(good, asked):
@@ -345,12 +407,12 @@ def test_forged_labels_and_messages_never_reach_feedback(good, asked):
     for n, (key, value) in enumerate(good.items()):
         if key == PROBLEMS:
             forged[key] = np.array(SPEC[:MAX_TEXT])
-        elif n % 2:                                              # a label carrying the hidden inputs
+        elif n % 2:  # a label carrying the hidden inputs
             check, index, _ = key.split("|", 2)
-            forged[f"{check}|{index}|{SPEC[n * 10:n * 10 + 20_000]}"] = value
+            forged[f"{check}|{index}|{SPEC[n * 10 : n * 10 + 20_000]}"] = value
             relabelled += 1
-        elif value.dtype.kind == "U":                            # a message carrying them
-            forged[key] = np.array("\x1b[2J\r" + SPEC[n:n + MAX_TEXT - 5])
+        elif value.dtype.kind == "U":  # a message carrying them
+            forged[key] = np.array("\x1b[2J\r" + SPEC[n : n + MAX_TEXT - 5])
         else:
             forged[key] = value + 1.0
     flat = parse(lines_of(forged), asked)
@@ -359,15 +421,15 @@ def test_forged_labels_and_messages_never_reach_feedback(good, asked):
     results = checks.judge_component("SGD", flat, reference.load())
     assert all(r.score == 0 for r in results)
     report = json.dumps([r.as_dict() for r in results])
-    assert len(report) < 900 * len(results)                     # a 20,000-character label or message made it 40 KB
+    assert len(report) < 900 * len(results)  # a 20,000-character label or message made it 40 KB
     for r in results:
         assert len(r.message) < 800 and r.message.isprintable()
-        assert not spec_windows(r.message, checks.QUOTED + 1)    # at most a quoted snippet, never more
+        assert not spec_windows(r.message, checks.QUOTED + 1)  # at most a quoted snippet, never more
 
 
 def test_student_text_is_quoted_short_and_on_one_line(good, asked):
-    key = first_key(good, "sgd-validation")                # the expected value is text ("ValueError")
-    forged = dict(good, **{key: np.array("raised ValueError: \x1b[2J\r\n\u202e" + SPEC[:MAX_TEXT - 30])})
+    key = first_key(good, "sgd-validation")  # the expected value is text ("ValueError")
+    forged = dict(good, **{key: np.array("raised ValueError: \x1b[2J\r\n\u202e" + SPEC[: MAX_TEXT - 30])})
     flat = parse(lines_of(forged), asked)
     message = next(r for r in checks.judge_component("SGD", flat, reference.load()) if r.id == "sgd-validation").message
     assert "got raised ValueError: [2J" in message and message.isprintable()
@@ -411,8 +473,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def peak_mib(*args) -> int:
-    result = subprocess.run([sys.executable, "-c", PEAK, *args], cwd=ROOT, capture_output=True, text=True,
-                            check=True)
+    result = subprocess.run([sys.executable, "-c", PEAK, *args], cwd=ROOT, capture_output=True, text=True, check=True)
     return int(result.stdout)
 
 
@@ -427,8 +488,7 @@ def test_reading_a_file_at_the_cap_keeps_the_graders_memory_small(tmp_path, good
         count = probe_output.MAX_ELEMENTS - 10
     lines, size = [], 0
     for check in dict.fromkeys(checks_asked):
-        line = ('{"check":"' + check + '","observations":[["x",{"shape":[1],"values":['
-                + unit * count + '0]}]]}')
+        line = '{"check":"' + check + '","observations":[["x",{"shape":[1],"values":[' + unit * count + '0]}]]}'
         if size + len(line) + 1 > MAX_FILE_BYTES:
             break
         lines.append(line)
@@ -473,8 +533,10 @@ def sgd_cells(top_level: str) -> list:
     from autograder.arrival.notebook import graded_code
 
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
-    return [(name, code + "\n" + top_level if name == "your cell 'sgd'" else code)
-            for name, code in graded_code(source, source)]
+    return [
+        (name, code + "\n" + top_level if name == "your cell 'sgd'" else code)
+        for name, code in graded_code(source, source)
+    ]
 
 
 def probe_sgd(top_level: str, timeout: float = 120.0) -> tuple:
@@ -482,8 +544,9 @@ def probe_sgd(top_level: str, timeout: float = 120.0) -> tuple:
     from autograder.judge.hidden import probe_component
 
     outcome = {}
-    thread = threading.Thread(target=lambda: outcome.update(r=probe_component(sgd_cells(top_level), "SGD")),
-                              daemon=True)
+    thread = threading.Thread(
+        target=lambda: outcome.update(r=probe_component(sgd_cells(top_level), "SGD")), daemon=True
+    )
     thread.start()
     thread.join(timeout)
     assert not thread.is_alive(), "grading blocked on the probe's results"
@@ -500,8 +563,10 @@ def sandboxed():
 @pytest.mark.slow
 @sandboxed()
 def test_sandboxed_bomb_costs_only_its_component():
-    body = ("    with open('out.json', 'w') as f:\n"
-            "        f.write('[' * (2 * 1024 * 1024))\n")          # nests without end: the parser would recurse
+    body = (
+        "    with open('out.json', 'w') as f:\n"
+        "        f.write('[' * (2 * 1024 * 1024))\n"
+    )  # nests without end: the parser would recurse
     flat, why = probe_sgd(FORGE.format(body=body))
     assert flat is None
     assert why == "the SGD checks reported an invalid results file (line 1 nests deeper than the grader's format)"
@@ -510,7 +575,7 @@ def test_sandboxed_bomb_costs_only_its_component():
 @pytest.mark.slow
 @sandboxed()
 def test_sandboxed_symlinks_to_host_paths_are_not_followed(tmp_path):
-    secret = tmp_path / "instructor-only.txt"        # outside the sandbox: its /tmp is private
+    secret = tmp_path / "instructor-only.txt"  # outside the sandbox: its /tmp is private
     secret.write_text("SECRET-HOST-CONTENT")
     reasons = set()
     for target in (secret, tmp_path / "does-not-exist", "/dev/zero"):
@@ -531,8 +596,9 @@ def test_sandboxed_fifo_does_not_hang_grading():
 @sandboxed()
 def test_sandboxed_forged_labels_do_not_carry_the_scenario_inputs_into_feedback():
     body = "    pass\n"
-    top = FORGE.format(body=body).replace('    _os.remove("out.json")\n', '    _os.replace("out.json", "out.json.bak")\n'
-                                          + FORGED_LABELS)
+    top = FORGE.format(body=body).replace(
+        '    _os.remove("out.json")\n', '    _os.replace("out.json", "out.json.bak")\n' + FORGED_LABELS
+    )
     flat, why = probe_sgd(top)
     assert why is None
     assert any(k.endswith("|" + probe_output.UNEXPECTED) for k in flat)
@@ -547,7 +613,9 @@ def test_sandboxed_forged_labels_do_not_carry_the_scenario_inputs_into_feedback(
 def test_sandboxed_lying_subclass_still_fails_state_dtype():
     from tools.sample_class import LIAR
 
-    top = LIAR + '''
+    top = (
+        LIAR
+        + '''
 _real_step = SGD.step
 def _step(self):
     for i, p in enumerate(self.params):
@@ -557,6 +625,7 @@ def _step(self):
     _real_step(self)
 SGD.step = _step
 '''
+    )
     flat, why = probe_sgd(top)
     assert why is None
     memory = next(r for r in checks.judge_component("SGD", flat, reference.load()) if r.id == "sgd-memory-dtype")

@@ -5,6 +5,7 @@ nbgrader's own CsvExportPlugin joins fields with commas, unquoted: a student id
 gradebook may come from a student or an LMS roster, so the tests fill one with hostile ids,
 names and emails and read the exported file back with the ``csv`` module.
 """
+
 import csv
 import math
 import os
@@ -14,17 +15,27 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from conftest import ASSIGNMENT, course_env
 from nbgrader.api import Gradebook
 
 from autograder.pages.export import csv_cell, write_rows
-from conftest import ASSIGNMENT, course_env
 
 # OWASP's CSV injection list: a cell starting with one of these is a formula to a spreadsheet.
 FORMULA = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 FORGED_ID = "mallory,,,,100,0,100,100"
 HOSTILE_TEXT = [
-    FORGED_ID, 'quote"d,id', "new\nline,,,,100", "=cmd|' /C calc'!A0", "+1+1", "-2+3+cmd|' /C calc'!A0",
-    "@SUM(A1:A9)", "\t=1+1", "\r=1+1", "\uff1dcmd|'/C calc'!A0", "-1", "plain-student",
+    FORGED_ID,
+    'quote"d,id',
+    "new\nline,,,,100",
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3+cmd|' /C calc'!A0",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+    "\uff1dcmd|'/C calc'!A0",
+    "-1",
+    "plain-student",
 ]
 STUDENTS = {  # id -> (first name, last name, email, autograded score or None for no submission)
     FORGED_ID: ("Mal", "Lory", "m@example.org", 0.0),
@@ -50,7 +61,7 @@ def test_finite_numbers_stay_bare_numbers_even_when_negative(number, tmp_path):
     write_rows(path, ["value", "label"], [[number, str(number)]])
     with path.open(newline="") as handle:
         _, (value, label) = csv.reader(handle, quoting=csv.QUOTE_NONNUMERIC)
-    assert value == number and isinstance(value, float)                 # a number column stays numbers
+    assert value == number and isinstance(value, float)  # a number column stays numbers
     assert label == str(number) or (label == "'" + str(number) and str(number).startswith("-"))
 
 
@@ -73,7 +84,7 @@ def hostile_gradebook(course: Path, monkeypatch) -> str:
             gb.add_student(student, first_name=first, last_name=last, email=email)
             if score is None:
                 continue
-            with gb.db.no_autoflush:      # as autograder.batch.template.ensure_submission (no SAWarning)
+            with gb.db.no_autoflush:  # as autograder.batch.template.ensure_submission (no SAWarning)
                 gb.add_submission(ASSIGNMENT, student, timestamp=datetime(2026, 11, 19, 9, 30))
             gb.find_grade("test_sgd", "optimizers", ASSIGNMENT, student).auto_score = score
         gb.db.commit()
@@ -83,9 +94,14 @@ def hostile_gradebook(course: Path, monkeypatch) -> str:
 def make_grades(course: Path) -> Path:
     """What `make grades` runs, on ``course``."""
     out = course / "grades.csv"
-    result = subprocess.run([str(Path(sys.executable).parent / "nbgrader"), "export", "--to", str(out),
-                             "--log-level=WARN"], cwd=course, env=course_env(course),
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "nbgrader"), "export", "--to", str(out), "--log-level=WARN"],
+        cwd=course,
+        env=course_env(course),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warn" not in (result.stdout + result.stderr).lower()
     return out
@@ -102,11 +118,21 @@ def test_make_grades_reads_back_as_the_gradebook_with_hostile_ids_and_names(tmp_
     path = make_grades(tmp_path)
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
-                             "email", *NUMBER_COLUMNS[:2], "score", "max_score"]      # nbgrader's columns
+    assert list(rows[0]) == [
+        "assignment",
+        "duedate",
+        "timestamp",
+        "student_id",
+        "last_name",
+        "first_name",
+        "email",
+        *NUMBER_COLUMNS[:2],
+        "score",
+        "max_score",
+    ]  # nbgrader's columns
     forged = [row for row in rows if row["student_id"] == FORGED_ID]
     assert [(row["score"], row["max_score"], row["last_name"]) for row in forged] == [("0.0", "100.0", "Lory")]
-    assert len(rows) == len(STUDENTS)                  # no row forged by a newline, none lost
+    assert len(rows) == len(STUDENTS)  # no row forged by a newline, none lost
     cells = [cell for row in rows for cell in row.values()]
     assert all(not cell.startswith(FORMULA) or _number(cell) for cell in cells), cells
     with path.open(newline="") as handle:
@@ -122,7 +148,7 @@ def test_make_grades_reads_back_as_the_gradebook_with_hostile_ids_and_names(tmp_
             assert float(row["max_score"]) == 100.0
             assert row["timestamp"] == ("2026-11-19 09:30:00" if submitted else "")
             numbers = dict(zip(rows[0], values))
-            assert all(isinstance(numbers[c], float) for c in NUMBER_COLUMNS)   # bare numbers, not text
+            assert all(isinstance(numbers[c], float) for c in NUMBER_COLUMNS)  # bare numbers, not text
             assert all(isinstance(v, str) for c, v in numbers.items() if c not in NUMBER_COLUMNS)  # quoted
 
 

@@ -5,19 +5,19 @@ and Adam's lr-cached) goes through the real pipeline (``python -m autograder gra
 --feedback-dir``, sandbox required); the page is opened in headless Chromium and saved
 as ``artifacts/feedback.png``.
 """
+
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
-
-from tools import corpus
-from content.m07_optimizers.misconceptions import EXPLANATIONS
-from tools.sample_class import SOURCE, STUDENT
 from support import CHROMIUM, CHROMIUM_ARGS, ROOT
+
+from content.m07_optimizers.misconceptions import EXPLANATIONS
+from tools import corpus
+from tools.sample_class import SOURCE, STUDENT
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = ROOT / "artifacts" / "feedback.png"
@@ -34,9 +34,24 @@ def feedback(tmp_path_factory):
     path = tmp / "submitted" / "student" / "07_optimizers" / "optimizers.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(corpus.notebook(entry, student, source), path)
-    result = subprocess.run([sys.executable, "-m", "autograder", "grade", str(path), "--json", "--no-progress",
-                             "--feedback-dir", str(tmp / "feedback")], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "AUTOGRADER_SANDBOX": "required"}, timeout=900)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "autograder",
+            "grade",
+            str(path),
+            "--json",
+            "--no-progress",
+            "--feedback-dir",
+            str(tmp / "feedback"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOGRADER_SANDBOX": "required"},
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [graded] = json.loads(result.stdout)
     [page] = sorted((tmp / "feedback").glob("*.html"))
@@ -49,8 +64,9 @@ def browser_page(feedback):
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
-                   else route.abort())                           # the page must not need the network
+        page.route(
+            "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+        )  # the page must not need the network
         page.goto(feedback[1].as_uri(), wait_until="load")
         SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -61,8 +77,12 @@ def browser_page(feedback):
 def test_the_grading_names_the_three_bugs(feedback):
     graded, _ = feedback
     named = {(t["component"], slug) for t in graded["tests"] for slug in t["diagnoses"]}
-    assert {("SGD", "nesterov"), ("Adam", "eps-inside-sqrt"), ("Adam", "lr-cached"),
-            ("AdamW", "eps-inside-sqrt")} <= named
+    assert {
+        ("SGD", "nesterov"),
+        ("Adam", "eps-inside-sqrt"),
+        ("Adam", "lr-cached"),
+        ("AdamW", "eps-inside-sqrt"),
+    } <= named
     assert any(t["inherited_from"] == {"eps-inside-sqrt": "Adam"} for t in graded["tests"] if t["component"] == "AdamW")
 
 
@@ -87,7 +107,7 @@ def test_scores_are_labelled_and_come_before_the_students_output_and_the_table(b
         assert browser_page.get_by_text(label).first.is_visible()
         table = text.index(f"Hidden checks for {component}:")
         assert text.index(label) < table
-    score = text.index("Score for Optimizer")             # the cell's own code (which prints the line) is above
+    score = text.index("Score for Optimizer")  # the cell's own code (which prints the line) is above
     assert score < text.index("Optimizer: all visible tests pass", score) < text.index("Hidden checks for Optimizer:")
 
 
@@ -96,17 +116,24 @@ def test_header_cells_are_separated_and_padded(browser_page):
     assert tables.count() == 4
     for n in range(tables.count()):
         headers = tables.nth(n).locator("thead th")
-        assert [headers.nth(i).inner_text().strip() for i in range(headers.count())] == \
-            ["result", "check", "points", "misconception", "details"]
+        assert [headers.nth(i).inner_text().strip() for i in range(headers.count())] == [
+            "result",
+            "check",
+            "points",
+            "misconception",
+            "details",
+        ]
         boxes = [headers.nth(i).bounding_box() for i in range(headers.count())]
         assert all(b["width"] > 20 for b in boxes)
-        assert all(a["x"] + a["width"] <= b["x"] + 0.5 for a, b in zip(boxes, boxes[1:]))   # side by side
-        padding = headers.first.evaluate("e => parseFloat(getComputedStyle(e).paddingLeft) + "
-                                         "parseFloat(getComputedStyle(e).paddingRight)")
+        assert all(a["x"] + a["width"] <= b["x"] + 0.5 for a, b in zip(boxes, boxes[1:]))  # side by side
+        padding = headers.first.evaluate(
+            "e => parseFloat(getComputedStyle(e).paddingLeft) + parseFloat(getComputedStyle(e).paddingRight)"
+        )
         assert padding >= 8
         text_width = headers.nth(1).evaluate(
-            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().width }")
-        assert boxes[1]["width"] >= text_width + 8                     # room around the header text
+            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getBoundingClientRect().width }"
+        )
+        assert boxes[1]["width"] >= text_width + 8  # room around the header text
 
 
 def test_screenshot_saved(browser_page):

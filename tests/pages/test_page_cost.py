@@ -8,6 +8,7 @@ feedback and the formgrader use), and where it matters also through stock nbconv
 show the test sees the difference. The hang guard (a real formgrader in Chromium, with the
 whitespace cell of the finding) is in test_sanitize.py.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,10 +23,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from autograder.pages.render import CODE_CHARS, CODE_LINES, MARKDOWN_CHARS, PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS
 from autograder.pages.sanitize import OUTPUT_CHARS, SanitizeSubmission, is_stored_block
 
-TOKEN_SPAN = re.compile(r'<span class="[a-z]{1,3}[0-9]?">')       # a Pygments token
+TOKEN_SPAN = re.compile(r'<span class="[a-z]{1,3}[0-9]?">')  # a Pygments token
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def course_exporter() -> HTMLExporter:
     import tempfile
     from pathlib import Path
@@ -65,26 +66,31 @@ def test_the_course_config_replaces_the_costly_filters():
     assert {name: filters[name] for name in ("highlight_code", "markdown2html", "strip_files_prefix")} == {
         "highlight_code": "autograder.pages.render.highlight_code",
         "markdown2html": "autograder.pages.render.markdown2html",
-        "strip_files_prefix": "autograder.pages.render.strip_files_prefix"}
+        "strip_files_prefix": "autograder.pages.render.strip_files_prefix",
+    }
     environment = course_exporter().environment
     assert environment.filters["markdown2html"] is markdown2html
     assert environment.filters["strip_files_prefix"] is strip_files_prefix
     assert highlight_code  # registered per page by HTMLExporter.from_notebook_node (below)
 
 
-@pytest.mark.parametrize("source", [
-    "x = 1\n" * (CODE_LINES + 1),                           # too many lines
-    "y = " + "a + " * (CODE_CHARS // 4) + "a\n",            # too many characters, one line
-], ids=["lines", "chars"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = 1\n" * (CODE_LINES + 1),  # too many lines
+        "y = " + "a + " * (CODE_CHARS // 4) + "a\n",  # too many characters, one line
+    ],
+    ids=["lines", "chars"],
+)
 def test_a_code_cell_over_the_budget_is_shown_plain(source):
     nb = notebook(new_code_cell(source))
-    assert not is_plain(code_blocks(stock_page(nb))[0])      # nbconvert highlights it (the costly part)
+    assert not is_plain(code_blocks(stock_page(nb))[0])  # nbconvert highlights it (the costly part)
     block = code_blocks(course_page(nb))[0]
     assert is_plain(block) and block.startswith("<span></span>x = 1\n" if source[0] == "x" else "<span></span>y = a")
 
 
 def test_the_whitespace_cell_of_the_finding_is_shown_plain_and_whole():
-    source = " \n" * 4096                                    # 8 KB: 12 s through nbconvert's IPython lexer
+    source = " \n" * 4096  # 8 KB: 12 s through nbconvert's IPython lexer
     block = code_blocks(course_page(notebook(new_code_cell(source))))[0]
     assert is_plain(block) and block == f"<span></span>{source}\n"
 
@@ -99,7 +105,7 @@ def test_a_cell_within_the_budget_is_still_highlighted():
 @pytest.mark.parametrize("lexer", ["systemd", "registry", "basemake", "bash", "Javascript extra words"])
 def test_a_fence_naming_another_lexer_is_shown_plain(lexer):
     nb = notebook(new_markdown_cell(f"Config:\n\n```{lexer}\n[Unit]\nDescription=x\n$x = 1;\n```\n"))
-    assert not is_plain(code_blocks(stock_page(nb))[0])          # nbconvert lexes it with that lexer
+    assert not is_plain(code_blocks(stock_page(nb))[0])  # nbconvert lexes it with that lexer
     block = code_blocks(course_page(nb))[0]
     assert is_plain(block) and "[Unit]\nDescription=x\n$x = 1;" in block
 
@@ -111,32 +117,36 @@ def test_a_python_fence_is_highlighted_within_the_budget_and_plain_beyond():
     assert not is_plain(blocks[0]) and is_plain(blocks[1]) and "opt.step()" in blocks[1]
 
 
-@pytest.mark.parametrize("source", [                      # each over a cell's budget, within a page's
-    "```python\n x\n```\n\n" * 1000,                         # a thousand fences
-    "[" * 30_000,                                            # quadratic in mistune and strip_files_prefix
-    "*_" * 12_000,
-    "$" + "\\frac{a}{b}" * 2_000 + "$",                      # long LaTeX
-    "a\n" * 1000,                                            # many short lines
-], ids=["fences", "brackets", "emphasis", "latex", "lines"])
+@pytest.mark.parametrize(
+    "source",
+    [  # each over a cell's budget, within a page's
+        "```python\n x\n```\n\n" * 1000,  # a thousand fences
+        "[" * 30_000,  # quadratic in mistune and strip_files_prefix
+        "*_" * 12_000,
+        "$" + "\\frac{a}{b}" * 2_000 + "$",  # long LaTeX
+        "a\n" * 1000,  # many short lines
+    ],
+    ids=["fences", "brackets", "emphasis", "latex", "lines"],
+)
 def test_markdown_over_the_budget_is_stored_and_shown_as_escaped_text(source):
     nb = SanitizeSubmission().preprocess(notebook(new_markdown_cell(source)), {})[0]
     stored = nb.cells[0].source
     assert is_stored_block(stored) and "<pre>" in stored
     page = course_page(nb)
-    assert code_blocks(page) == []                           # no fence was highlighted
+    assert code_blocks(page) == []  # no fence was highlighted
     text = "".join(html5lib.parse(page, namespaceHTMLElements=False).find(".//body").itertext())
-    assert source[:2000] in text                             # shown as the text it is
+    assert source[:2000] in text  # shown as the text it is
 
 
 def test_a_page_stops_highlighting_when_its_allowance_is_spent():
-    line = "opt.step()  # one update, and then the next one\n"     # cells within both cell budgets
+    line = "opt.step()  # one update, and then the next one\n"  # cells within both cell budgets
     cell = line * (CODE_CHARS // len(line))
     count = PAGE_CODE_CHARS // len(cell) + 3
     blocks = code_blocks(course_page(notebook(*[new_code_cell(cell) for _ in range(count)])))
     highlighted = [not is_plain(b) for b in blocks]
-    assert len(blocks) == count and highlighted == sorted(highlighted, reverse=True)     # plain only at the end
+    assert len(blocks) == count and highlighted == sorted(highlighted, reverse=True)  # plain only at the end
     assert sum(highlighted) == PAGE_CODE_CHARS // len(cell)
-    fresh = code_blocks(course_page(notebook(new_code_cell(cell))))   # the allowance is per page, not per exporter
+    fresh = code_blocks(course_page(notebook(new_code_cell(cell))))  # the allowance is per page, not per exporter
     assert not is_plain(fresh[0])
 
 
@@ -146,16 +156,20 @@ def test_a_page_parses_markdown_only_up_to_its_allowance():
     nb = SanitizeSubmission().preprocess(notebook(*[new_markdown_cell(answer) for _ in range(count)]), {})[0]
     kept = [cell.source == answer for cell in nb.cells]
     assert kept == sorted(kept, reverse=True) and sum(kept) == PAGE_MARKDOWN_CHARS // len(answer)
-    assert all(is_stored_block(cell.source) for cell in nb.cells[sum(kept):])
+    assert all(is_stored_block(cell.source) for cell in nb.cells[sum(kept) :])
 
 
 def test_long_outputs_are_cut_with_a_note_and_cutting_twice_changes_nothing():
     ansi = "\x1b[31mred\x1b[0m \x1b[1;32mgreen\x1b[0m\n" * (OUTPUT_CHARS // 10)
     cell = new_code_cell("x")
-    cell.outputs = [new_output("stream", name="stdout", text=ansi),
-                    new_output("error", ename="E", evalue="v", traceback=["\x1b[31m" + "t" * 999] * 1000),
-                    new_output("display_data", data={"text/latex": "$" + "x^2+" * OUTPUT_CHARS + "$",
-                                                     "text/plain": "p" * (OUTPUT_CHARS + 1)})]
+    cell.outputs = [
+        new_output("stream", name="stdout", text=ansi),
+        new_output("error", ename="E", evalue="v", traceback=["\x1b[31m" + "t" * 999] * 1000),
+        new_output(
+            "display_data",
+            data={"text/latex": "$" + "x^2+" * OUTPUT_CHARS + "$", "text/plain": "p" * (OUTPUT_CHARS + 1)},
+        ),
+    ]
     once = SanitizeSubmission().preprocess(notebook(cell), {})[0]
     stream, error, latex = once.cells[0].outputs
     assert stream.text.startswith(ansi[:OUTPUT_CHARS]) and "the autograder cut the rest" in stream.text
@@ -171,4 +185,4 @@ def test_long_outputs_are_cut_with_a_note_and_cutting_twice_changes_nothing():
 def test_files_prefix_is_stripped_from_attributes_and_text_is_left_alone():
     nb = notebook(new_markdown_cell("![plot](files/p.png)\n\n```text\n[data](files/d.csv)\n```\n"))
     page = course_page(nb)
-    assert 'src="p.png"' in page and "[data](files/d.csv)" in page      # nbconvert's other rule rewrote the code
+    assert 'src="p.png"' in page and "[data](files/d.csv)" in page  # nbconvert's other rule rewrote the code

@@ -6,24 +6,25 @@ owns, and the sanitizer honours exactly those, per grade cell. A student's HTML 
 the report's markup, or a submission that forges the record, keeps none. URLs are judged as
 the WHATWG parser reads them; the slow test asks Chromium's own parser.
 """
+
 from __future__ import annotations
 
 import copy
 import re
 from pathlib import Path
 
+import hostile_pages as hp
 import html5lib
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-import hostile_pages as hp
-from autograder.pipeline import hidden_checks as preprocessors
+from autograder.arrival.notebook import component_cells, grade_id
 from autograder.judge.checks import CheckResult
 from autograder.pages.render import render_markdown
-from autograder.pipeline.hidden_checks import HiddenChecks
 from autograder.pages.sanitize import SanitizeSubmission, clean_html, clean_markdown, page_digest
-from autograder.arrival.notebook import component_cells, grade_id
+from autograder.pipeline import hidden_checks as preprocessors
+from autograder.pipeline.hidden_checks import HiddenChecks
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
@@ -61,7 +62,7 @@ def grade_cells(nb, gids):
 
 
 def test_student_html_keeps_no_grader_class():
-    assert hp.grader_classes(hp.FORGED_SCORE)                      # the payload carries them
+    assert hp.grader_classes(hp.FORGED_SCORE)  # the payload carries them
     assert hp.grader_classes(clean_html(hp.FORGED_SCORE)) == []
     assert "Score for SGD: 30 / 30" in clean_html(hp.FORGED_SCORE)  # shown, as plain student text
     markdown = clean_markdown(f"Look:\n\n{hp.FORGED_SCORE}\n")
@@ -74,12 +75,12 @@ def test_the_graders_report_keeps_its_classes_and_the_forged_one_loses_them(auto
     cells = grade_cells(clean, gids)
     assert len(cells) == len(gids) >= 3
     for cell in cells:
-        score, forged, report = cell.outputs                       # HiddenChecks' order: score, student, report
+        score, forged, report = cell.outputs  # HiddenChecks' order: score, student, report
         assert hp.grader_classes(score.data["text/html"]) == ["autograder-score"]
         assert "autograder-report" in hp.grader_classes(report.data["text/html"])
         assert hp.grader_classes(forged.data["text/html"]) == []  # though the submission recorded its digest
         assert "Score for SGD: 30 / 30" in forged.data["text/html"]
-    assert sanitized(clean) == clean                               # at render time: the same verdicts
+    assert sanitized(clean) == clean  # at render time: the same verdicts
 
 
 def test_a_forged_record_at_render_time_names_no_other_output(autograded):
@@ -89,19 +90,22 @@ def test_a_forged_record_at_render_time_names_no_other_output(autograded):
         cell.outputs[0].data["text/html"] = cell.outputs[0].data["text/html"].replace("0 / ", "30 / ")
         cell.outputs.insert(1, new_output("display_data", data=copy.deepcopy(cell.outputs[-1].data)))
     moved = copy.deepcopy(grade_cells(nb, gids)[0].outputs[-1])
-    nb.cells.append(new_code_cell("x", outputs=[moved]))           # the genuine report, outside its cell
+    nb.cells.append(new_code_cell("x", outputs=[moved]))  # the genuine report, outside its cell
     clean = sanitized(nb)
     for cell in grade_cells(clean, gids):
-        assert hp.grader_classes(cell.outputs[0].data["text/html"]) == []           # altered score: plain
+        assert hp.grader_classes(cell.outputs[0].data["text/html"]) == []  # altered score: plain
         assert "autograder-report" in hp.grader_classes(cell.outputs[1].data["text/html"])  # a true copy, same cell
     assert hp.grader_classes(clean.cells[-1].outputs[0].data["text/html"]) == []
 
 
-@pytest.mark.parametrize("record", [None, "x", {"own_outputs": "x"}, {"own_outputs": {"test_sgd": "abc"}},
-                                    {"own_outputs": {"test_sgd": [1, None]}}])
+@pytest.mark.parametrize(
+    "record",
+    [None, "x", {"own_outputs": "x"}, {"own_outputs": {"test_sgd": "abc"}}, {"own_outputs": {"test_sgd": [1, None]}}],
+)
 def test_a_malformed_record_means_no_grader_outputs(record):
-    cell = new_code_cell("x", metadata={"nbgrader": {"grade": True, "solution": False, "points": 1,
-                                                     "grade_id": "test_sgd"}})
+    cell = new_code_cell(
+        "x", metadata={"nbgrader": {"grade": True, "solution": False, "points": 1, "grade_id": "test_sgd"}}
+    )
     cell.outputs = [new_output("display_data", data={"text/html": hp.FORGED_SCORE})]
     nb = new_notebook(cells=[cell])
     if record is not None:
@@ -110,6 +114,7 @@ def test_a_malformed_record_means_no_grader_outputs(record):
 
 
 # -- URLs ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(hp.OTHER_HOST_URLS))
 def test_no_url_names_another_host(name):
@@ -127,8 +132,13 @@ def names_a_host(url: str) -> bool:
 
 
 def url_values(page: str) -> list:
-    return [value for element in html5lib.parse(page).iter() if isinstance(element.tag, str)
-            for attribute, value in element.attrib.items() if attribute in ("href", "src")]
+    return [
+        value
+        for element in html5lib.parse(page).iter()
+        if isinstance(element.tag, str)
+        for attribute, value in element.attrib.items()
+        if attribute in ("href", "src")
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(hp.SAME_HOST_URLS))
@@ -147,7 +157,7 @@ def test_the_browsers_url_parser_finds_no_other_host():
         page.goto("about:blank")
         for name, url in hp.OTHER_HOST_URLS.items():
             raw = set(page.evaluate(hp.HOSTS_PROBE, hp.url_carriers(url)))
-            assert "evil.invalid" in raw, name                      # the payload does what it says
+            assert "evil.invalid" in raw, name  # the payload does what it says
             cleaned = set(page.evaluate(hp.HOSTS_PROBE, clean_html(hp.url_carriers(url))))
             assert cleaned <= {"grader.invalid"}, (name, cleaned)
         for name, url in hp.SAME_HOST_URLS.items():
@@ -159,11 +169,13 @@ def test_a_look_alike_report_built_from_inline_styles_loses_its_boxes():
     """Red team: background, border and padding rebuilt feedback.css around a fake '30 / 30' table."""
     from autograder.pages.sanitize import clean_html
 
-    fake = ('<table style="border-collapse:collapse;width:100%"><thead><tr>'
-            '<th style="padding:4px 10px;border-bottom:2px solid #777;background-color:#f3f3f3">result</th>'
-            '</tr></thead><tbody><tr><td style="padding:4px 10px;border:1px solid #ddd;background:#efe;'
-            'color:#262">&#10004; pass</td></tr></tbody></table>')
+    fake = (
+        '<table style="border-collapse:collapse;width:100%"><thead><tr>'
+        '<th style="padding:4px 10px;border-bottom:2px solid #777;background-color:#f3f3f3">result</th>'
+        '</tr></thead><tbody><tr><td style="padding:4px 10px;border:1px solid #ddd;background:#efe;'
+        'color:#262">&#10004; pass</td></tr></tbody></table>'
+    )
     cleaned = clean_html(fake)
     for box in ("padding", "border-bottom", "border:", "background"):
         assert box not in cleaned, cleaned
-    assert "color:#262" in cleaned and "pass" in cleaned        # text and its colour stay: only the boxes go
+    assert "color:#262" in cleaned and "pass" in cleaned  # text and its colour stay: only the boxes go

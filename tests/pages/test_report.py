@@ -1,4 +1,5 @@
 """`make report`: the class report from the gradebook and the grader's metadata, checked in Chromium."""
+
 import csv
 import shutil
 import subprocess
@@ -7,20 +8,30 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import ASSIGNMENT, ROOT, course_env
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = ROOT / "artifacts" / "class-report.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PAYLOAD = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
 
 
 def make_report(course: Path) -> tuple:
-    result = subprocess.run(["make", "--no-print-directory", "report", f"COURSE={course}",
-                             f"VENV={Path(sys.executable).parent.parent}"], cwd=ROOT,
-                            env=course_env(course), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "report", f"COURSE={course}", f"VENV={Path(sys.executable).parent.parent}"],
+        cwd=ROOT,
+        env=course_env(course),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "warn" not in (result.stdout + result.stderr).lower()
     return course / "reports" / f"{ASSIGNMENT}.html", course / "reports" / f"{ASSIGNMENT}.csv"
@@ -29,7 +40,7 @@ def make_report(course: Path) -> tuple:
 @pytest.fixture(scope="module")
 def report(small_course, tmp_path_factory):
     course = tmp_path_factory.mktemp("report") / "course"
-    shutil.copytree(small_course["root"], course)       # the course is shared; make report writes into it
+    shutil.copytree(small_course["root"], course)  # the course is shared; make report writes into it
     return make_report(course)
 
 
@@ -65,8 +76,9 @@ def test_report_shows_scores_checks_misconceptions_and_errors(report, browser):
     assert "7\nsubmissions" in summary and "6\nautograded" in summary and "1\nwith errors" in summary
     checks = {row[0]: row[1] for row in table(page, "#checks")[1:]}
     from autograder.judge.checks import catalog
+
     assert {c.id for c in catalog()} <= set(checks) and checks["optimizer-interface"] == "6 / 6"
-    assert checks["sgd-memory-dtype"] == "5 / 6"                        # bug-state-dtype fails it
+    assert checks["sgd-memory-dtype"] == "5 / 6"  # bug-state-dtype fails it
     who = {row[0]: row[2] for row in table(page, "#misconceptions")[1:]}
     assert who["nesterov"] == "bug-nesterov" and who["eps-inside-sqrt"] == "bug-eps-inside-sqrt"
     assert who["state-dtype"] == "bug-state-dtype" and who["zero-grad"] == "hostile-deleted-test-cell"
@@ -109,7 +121,7 @@ def test_hostile_metadata_is_escaped_bounded_and_never_runs(small_course, browse
     assert page.title() == f"Class report: {ASSIGNMENT}"
     assert page.eval_on_selector_all("script", "s => s.length") == 0
     assert page.eval_on_selector_all("img:not([src^='data:image/png'])", "i => i.length") == 0
-    assert PAYLOAD in page.inner_text("#checks")                        # shown as text, not markup
+    assert PAYLOAD in page.inner_text("#checks")  # shown as text, not markup
     assert [r for r in requests if not r.startswith(("file:", "data:"))] == []
     page.close()
     assert max(len(line) for line in html.read_text().splitlines()) < 400_000

@@ -6,6 +6,7 @@ each payload is also shown to be active without the sanitizer, so the oracle can
 Slow tests: the real hardened ``nbgrader autograde`` (sandbox required) and
 ``generate_feedback``, and the real formgrader, with the pages opened in Chromium.
 """
+
 from __future__ import annotations
 
 import base64
@@ -22,23 +23,24 @@ import time
 import urllib.request
 from pathlib import Path
 
+import hostile_pages as hp
 import nbformat
 import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbformat.warnings import DuplicateCellId
 
-import hostile_pages as hp
 from autograder.judge.checks import CheckResult
 from autograder.pages.feedback import report_data
 from autograder.pages.sanitize import KEPT_MIME_TYPES, TOKEN, SanitizeSubmission, clean_html, clean_markdown, own_html
+from content.m07_optimizers.misconceptions import EXPLANATIONS
 
 
 def sanitized(nb):
     return SanitizeSubmission().preprocess(copy.deepcopy(nb), {})[0]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def exporter(template: str) -> HTMLExporter:
     return HTMLExporter(template_name=template)
 
@@ -60,13 +62,14 @@ def html_output_cell(data: dict, metadata: dict | None = None):
     return cell
 
 
-OUTPUT_CASES = {**{f"html:{k}": ({"text/html": v}, {}) for k, v in hp.HTML_OUTPUTS.items()},
-                "svg": ({"image/svg+xml": hp.SVG_OUTPUT}, {}),
-                "markdown-output": ({"text/markdown": hp.MARKDOWN_OUTPUT}, {}),
-                "application/javascript": ({"application/javascript": hp.ACT}, {}),
-                "widget-view": ({"application/vnd.jupyter.widget-view+json": {"model_id": "PWNED"}}, {}),
-                "isolated-html": ({"text/html": f"<b>i</b><script>{hp.ACT}</script>"},
-                                  {"text/html": {"isolated": True}})}
+OUTPUT_CASES = {
+    **{f"html:{k}": ({"text/html": v}, {}) for k, v in hp.HTML_OUTPUTS.items()},
+    "svg": ({"image/svg+xml": hp.SVG_OUTPUT}, {}),
+    "markdown-output": ({"text/markdown": hp.MARKDOWN_OUTPUT}, {}),
+    "application/javascript": ({"application/javascript": hp.ACT}, {}),
+    "widget-view": ({"application/vnd.jupyter.widget-view+json": {"model_id": "PWNED"}}, {}),
+    "isolated-html": ({"text/html": f"<b>i</b><script>{hp.ACT}</script>"}, {"text/html": {"isolated": True}}),
+}
 
 # A mutation-XSS payload aimed at sanitizers that re-parse, and a widget view the classic
 # template cannot show: both must still come out inert, but are not active in nbconvert itself.
@@ -75,6 +78,7 @@ NOT_ACTIVE_IN_NBCONVERT = {"html:mxss-math-style", "widget-view", "svg"}
 
 
 # -- the oracle sees every payload when nothing is sanitized -------------------------------------
+
 
 @pytest.mark.parametrize("template", ["classic", "lab"])
 def test_the_oracle_finds_nothing_on_a_clean_page(template):
@@ -94,7 +98,7 @@ def test_each_output_payload_is_active_unsanitized_and_inert_sanitized(name):
 
 def test_svg_output_is_cleaned_for_renderers_that_inline_it():
     cell = html_output_cell({"image/svg+xml": hp.SVG_OUTPUT})
-    assert hp.active_content(hp.SVG_OUTPUT)                     # inlined into a page as it is, it runs
+    assert hp.active_content(hp.SVG_OUTPUT)  # inlined into a page as it is, it runs
     out = sanitized(one_cell_notebook(cell)).cells[0].outputs[0]
     assert hp.active_content(out.data["image/svg+xml"]) == []
     assert "foreignobject" not in out.data["image/svg+xml"].lower()
@@ -109,7 +113,7 @@ def test_base_tag_is_removed():
 @pytest.mark.parametrize("name", sorted(hp.MARKDOWN_CELLS))
 def test_each_markdown_payload_is_active_unsanitized_and_inert_sanitized(name):
     nb = one_cell_notebook(new_markdown_cell(hp.MARKDOWN_CELLS[name]))
-    if name != "md-autolink":                   # mistune already refuses that one
+    if name != "md-autolink":  # mistune already refuses that one
         assert hp.active_content(render(nb)), f"{name}: not active even unsanitized"
     for template in ("classic", "lab"):
         assert hp.active_content(render(sanitized(nb), template)) == [], (name, template)
@@ -125,12 +129,13 @@ def test_whole_hostile_notebook_renders_inert_in_nbconverts_templates():
 
 def test_only_allowlisted_mime_types_survive():
     clean = sanitized(hp.hostile_notebook())
-    seen = {mime for cell in clean.cells if cell.cell_type == "code" for out in cell.outputs
-            for mime in out.get("data", {})}
+    seen = {
+        mime for cell in clean.cells if cell.cell_type == "code" for out in cell.outputs for mime in out.get("data", {})
+    }
     assert seen <= KEPT_MIME_TYPES
     assert "application/javascript" not in seen and not any(m.startswith("application/vnd") for m in seen)
     notes = [out.text for out in clean.cells[0].outputs if out.output_type == "stream"]
-    assert any("application/javascript" in note for note in notes)      # said, not silently dropped
+    assert any("application/javascript" in note for note in notes)  # said, not silently dropped
     for cell in clean.cells:
         for out in cell.get("outputs", []):
             assert "isolated" not in str(out.get("metadata", {}))
@@ -147,9 +152,11 @@ def test_metadata_that_renderers_read_is_dropped():
 def test_attachments_keep_only_raster_images():
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
     cell = new_markdown_cell("![a](attachment:a.png) ![b](attachment:b.svg) ![c](attachment:c.html)")
-    cell.attachments = {"a.png": {"image/png": png},
-                        "b.svg": {"image/svg+xml": base64.b64encode(hp.SVG_ATTACHMENT.encode()).decode()},
-                        "c.html": {"text/html": base64.b64encode(hp.HTML_ATTACHMENT.encode()).decode()}}
+    cell.attachments = {
+        "a.png": {"image/png": png},
+        "b.svg": {"image/svg+xml": base64.b64encode(hp.SVG_ATTACHMENT.encode()).decode()},
+        "c.html": {"text/html": base64.b64encode(hp.HTML_ATTACHMENT.encode()).decode()},
+    }
     clean = sanitized(one_cell_notebook(cell)).cells[0]
     assert clean.attachments == {"a.png": {"image/png": png}}
     page = render(one_cell_notebook(clean))
@@ -165,15 +172,21 @@ def test_raw_cells_are_cleaned():
 
 # -- what must survive ---------------------------------------------------------------------------
 
+
 def test_ordinary_markdown_is_left_byte_for_byte():
-    for text in (hp.GOOD_MARKDOWN, "plain *text* with `a < b` and $x_{t+1} = x_t - \\eta g$",
-                 "- [ ] task\n- item with <https://example.org>\n\n> quote\n\n1. one\n2. two\n"):
+    for text in (
+        hp.GOOD_MARKDOWN,
+        "plain *text* with `a < b` and $x_{t+1} = x_t - \\eta g$",
+        "- [ ] task\n- item with <https://example.org>\n\n> quote\n\n1. one\n2. two\n",
+    ):
         assert clean_markdown(text) == text
 
 
 def test_markdown_with_raw_html_still_reads_well_and_cleaning_is_idempotent():
-    text = "Answer: <b>bold</b>, $a<b$ and <sub>sub</sub>.\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n" \
-           f"<img src=x onerror=\"{hp.ACT}\">"
+    text = (
+        "Answer: <b>bold</b>, $a<b$ and <sub>sub</sub>.\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n"
+        f"<img src=x onerror=\"{hp.ACT}\">"
+    )
     once = clean_markdown(text)
     assert clean_markdown(once) == once
     page = render(one_cell_notebook(new_markdown_cell(once)))
@@ -183,42 +196,74 @@ def test_markdown_with_raw_html_still_reads_well_and_cleaning_is_idempotent():
 
 
 def test_report_html_keeps_its_structure():
-    report = report_data("Adam", [CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
-                                  CheckResult("adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>",
-                                              ["eps-inside-sqrt"])], 5, 10, EXPLANATIONS)
-    cleaned = own_html(report["text/html"])          # the grader's own output keeps the report's classes
-    for fragment in ("<div class=\"autograder-report\">", "<table class=\"autograder-checks\">", "<th>check</th>",
-                     "<code>adam-eps</code>", "<b>Hidden checks for Adam: 5 / 10 points</b>", "eps-inside-sqrt",
-                     "First difference at &lt;step 2&gt;", "<b>What to fix:</b>"):
+    report = report_data(
+        "Adam",
+        [
+            CheckResult("adam-bias", "Adam", 5, 5, None, "ok"),
+            CheckResult(
+                "adam-eps", "Adam", 0, 5, "eps-inside-sqrt", "First difference at <step 2>", ["eps-inside-sqrt"]
+            ),
+        ],
+        5,
+        10,
+        EXPLANATIONS,
+    )
+    cleaned = own_html(report["text/html"])  # the grader's own output keeps the report's classes
+    for fragment in (
+        "<div class=\"autograder-report\">",
+        "<table class=\"autograder-checks\">",
+        "<th>check</th>",
+        "<code>adam-eps</code>",
+        "<b>Hidden checks for Adam: 5 / 10 points</b>",
+        "eps-inside-sqrt",
+        "First difference at &lt;step 2&gt;",
+        "<b>What to fix:</b>",
+    ):
         assert fragment in cleaned, fragment
-    extra = own_html("<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
-                       "</p><ul><li><span class='autograder-fix'>fix</span></li></ul></details>"
-                       "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>b</td></tr></tbody></table>")
-    for fragment in ("<details class=\"autograder-why\">", "<summary>Why</summary>", "<em>e</em>",
-                     "<strong>s</strong>", "<span class=\"autograder-fix\">", "<thead>", "<tbody>"):
+    extra = own_html(
+        "<details class='autograder-why'><summary>Why</summary><p><em>e</em> <strong>s</strong>"
+        "</p><ul><li><span class='autograder-fix'>fix</span></li></ul></details>"
+        "<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>b</td></tr></tbody></table>"
+    )
+    for fragment in (
+        "<details class=\"autograder-why\">",
+        "<summary>Why</summary>",
+        "<em>e</em>",
+        "<strong>s</strong>",
+        "<span class=\"autograder-fix\">",
+        "<thead>",
+        "<tbody>",
+    ):
         assert fragment in extra, fragment
 
 
 def test_page_classes_and_layout_styles_are_not_borrowed():
-    cleaned = clean_html('<div class="modal fixed-top autograder-x" style="position:fixed;color:red;'
-                         'background-image:url(https://t.example/x)" id="notebook">x</div>')
+    cleaned = clean_html(
+        '<div class="modal fixed-top autograder-x" style="position:fixed;color:red;'
+        'background-image:url(https://t.example/x)" id="notebook">x</div>'
+    )
     assert "class=" not in cleaned and "modal" not in cleaned and "position" not in cleaned
     assert "url(" not in cleaned and 'id="notebook"' not in cleaned
 
 
 def test_harmless_outputs_pass_unchanged():
     png = base64.b64encode(b"\x89PNG\r\n\x1a\nfake").decode()
-    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><defs><path id="m" d="M0 0L1 1"/>'
-           '</defs><g style="fill:#ff0000;stroke:#000000"><use href="#m" x="1" y="2"/>'
-           '<circle cx="5" cy="5" r="4"/></g></svg>')
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><defs><path id="m" d="M0 0L1 1"/>'
+        '</defs><g style="fill:#ff0000;stroke:#000000"><use href="#m" x="1" y="2"/>'
+        '<circle cx="5" cy="5" r="4"/></g></svg>'
+    )
     cell = new_code_cell("x")
-    cell.outputs = [new_output("stream", name="stdout", text="<not html>\n"),
-                    new_output("execute_result", data={"text/plain": "10.0"}, execution_count=9),
-                    new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"},
-                               metadata={"image/png": {"width": 300}}),
-                    new_output("display_data", data={"image/svg+xml": svg}),
-                    new_output("display_data", data={"text/latex": "$x^2$"}),
-                    new_output("error", ename="ValueError", evalue="<bad>", traceback=["ValueError: <bad>"])]
+    cell.outputs = [
+        new_output("stream", name="stdout", text="<not html>\n"),
+        new_output("execute_result", data={"text/plain": "10.0"}, execution_count=9),
+        new_output(
+            "display_data", data={"image/png": png, "text/plain": "<Figure>"}, metadata={"image/png": {"width": 300}}
+        ),
+        new_output("display_data", data={"image/svg+xml": svg}),
+        new_output("display_data", data={"text/latex": "$x^2$"}),
+        new_output("error", ename="ValueError", evalue="<bad>", traceback=["ValueError: <bad>"]),
+    ]
     clean = sanitized(one_cell_notebook(cell)).cells[0].outputs
     assert clean[0].text == "<not html>\n" and clean[1].data == {"text/plain": "10.0"}
     assert clean[1].execution_count == 9
@@ -236,13 +281,14 @@ def test_sanitizing_twice_changes_nothing():
 
 # -- registration --------------------------------------------------------------------------------
 
+
 def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
-    from nbgrader.preprocessors import GetGrades, SaveAutoGrades
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades, SaveAutoGrades
 
     from autograder.course import course_config
-    from autograder.pipeline.hidden_checks import HiddenChecks
     from autograder.pipeline.execute import SandboxedExecute
+    from autograder.pipeline.hidden_checks import HiddenChecks
 
     config = course_config(tmp_path)
     steps = list(config.Autograde.autograde_preprocessors)
@@ -250,9 +296,13 @@ def test_registered_in_autograde_feedback_and_every_html_export(tmp_path):
     assert steps.index(HiddenChecks) < steps.index(SanitizeSubmission) < steps.index(SaveAutoGrades)
     from autograder.pages.feedback import ReportCSS
 
-    assert list(config.GenerateFeedback.preprocessors) == [GetGrades, SanitizeSubmission, CSSHTMLHeaderPreprocessor,
-                                                           ReportCSS]
-    assert SanitizeSubmission in config.HTMLExporter.preprocessors      # the formgrader's exporter reads this
+    assert list(config.GenerateFeedback.preprocessors) == [
+        GetGrades,
+        SanitizeSubmission,
+        CSSHTMLHeaderPreprocessor,
+        ReportCSS,
+    ]
+    assert SanitizeSubmission in config.HTMLExporter.preprocessors  # the formgrader's exporter reads this
     assert SanitizeSubmission().enabled
 
 
@@ -262,14 +312,15 @@ def test_nbformat_still_validates_a_sanitized_notebook():
 
 # -- metadata that the templates interpolate into class / id attributes ----------------------------
 
+
 @pytest.mark.parametrize("template", ["classic", "lab"])
 @pytest.mark.parametrize("name", sorted(hp.TAG_PAYLOADS))
 def test_cell_tags_cannot_add_page_classes(name, template):
     cell = new_code_cell("x = 1")
     cell.metadata["tags"] = [hp.TAG_PAYLOADS[name], *hp.LEGIT_TAGS]
     nb = one_cell_notebook(cell)
-    if name not in ("too-long", "quote"):       # those two carry no page class: dropped all the same
-        assert hp.page_classes(render(nb, template))          # the payload works without the sanitizer
+    if name not in ("too-long", "quote"):  # those two carry no page class: dropped all the same
+        assert hp.page_classes(render(nb, template))  # the payload works without the sanitizer
     clean = sanitized(nb)
     assert clean.cells[0].metadata["tags"] == hp.LEGIT_TAGS  # the others are kept, in order
     page = render(clean, template)
@@ -279,8 +330,14 @@ def test_cell_tags_cannot_add_page_classes(name, template):
 
 def test_the_overlay_submission_loses_its_classes_and_keeps_its_grade_cells():
     nb = one_cell_notebook(new_code_cell("assert True"))
-    nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "sgd_hidden", "points": 1,
-                                        "solution": False, "locked": True, "schema_version": 3}
+    nb.cells[0].metadata["nbgrader"] = {
+        "grade": True,
+        "grade_id": "sgd_hidden",
+        "points": 1,
+        "solution": False,
+        "locked": True,
+        "schema_version": 3,
+    }
     hp.overlay_submission(nb, with_outputs=True)
     assert hp.page_classes(render(nb)) == {"hidden", "dropdown-backdrop"}
     clean = sanitized(nb)
@@ -294,8 +351,8 @@ def test_the_overlay_submission_loses_its_classes_and_keeps_its_grade_cells():
 def test_language_info_cannot_add_page_classes(name, template):
     nb = new_notebook(cells=[new_code_cell("x = 1")])
     nb.metadata["language_info"] = dict(hp.LANGUAGE_PAYLOADS[name])
-    if name != "codemirror-space":              # no template reads codemirror_mode today: clamped anyway
-        with pytest.warns(UserWarning, match="No lexer found"):      # pygments knows no such lexer
+    if name != "codemirror-space":  # no template reads codemirror_mode today: clamped anyway
+        with pytest.warns(UserWarning, match="No lexer found"):  # pygments knows no such lexer
             unsanitized = render(nb, template)
         # nbconvert escapes quotes in that class, but not spaces: the page gains a class
         assert name == "name-quote" or hp.page_classes(unsanitized)
@@ -328,15 +385,15 @@ def test_kernelspec_fields_are_tokens_or_dropped():
 def test_cell_ids_are_valid_unique_tokens(template):
     nb = one_cell_notebook(new_code_cell("x = 1"))
     nb.cells = [new_code_cell("x = 1") for _ in range(len(hp.CELL_ID_PAYLOADS) + 3)]
-    for cell, bad in zip(nb.cells, hp.CELL_ID_PAYLOADS):    # set afterwards: nbformat's constructors validate
+    for cell, bad in zip(nb.cells, hp.CELL_ID_PAYLOADS):  # set afterwards: nbformat's constructors validate
         cell.id = bad
     nb.cells[-3].id, nb.cells[-2].id, nb.cells[-1].id = "keep-me", "twice", "twice"
     with pytest.raises(nbformat.ValidationError), pytest.warns(DuplicateCellId):
-        render(nb, template)                                # without the sanitizer the page is not rendered
+        render(nb, template)  # without the sanitizer the page is not rendered
     clean = sanitized(nb)
     ids = [cell.id for cell in clean.cells]
     assert len(set(ids)) == len(ids) and all(TOKEN.fullmatch(i) for i in ids)
-    assert ids[-3:-1] == ["keep-me", "twice"]               # valid ids are untouched, the repeat is renamed
+    assert ids[-3:-1] == ["keep-me", "twice"]  # valid ids are untouched, the repeat is renamed
     assert hp.bad_ids(render(clean, template)) == []
     nbformat.validate(clean)
     assert [cell.id for cell in sanitized(clean).cells] == ids
@@ -345,7 +402,7 @@ def test_cell_ids_are_valid_unique_tokens(template):
 def test_invalid_grade_id_makes_the_cell_plain_and_execution_count_is_an_int():
     nb = one_cell_notebook(new_code_cell("x = 1"))
     cell = nb.cells[0]
-    cell.execution_count = "1]: <b>fake</b>"                # set afterwards: nbformat's constructors validate
+    cell.execution_count = "1]: <b>fake</b>"  # set afterwards: nbformat's constructors validate
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": 'x" onmouseover="1', "points": 100}
     clean = sanitized(nb).cells[0]
     assert "nbgrader" not in clean.metadata and clean.execution_count is None
@@ -355,11 +412,17 @@ def test_invalid_grade_id_makes_the_cell_plain_and_execution_count_is_an_int():
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ASSIGNMENT = "07_optimizers"
-GRADED = "hostile-pages"         # hostile cells go through autograde: the stored notebook must be clean
-RENDER_ONLY = "render-only"      # hostile outputs written into autograded/ afterwards: rendering must clean
+GRADED = "hostile-pages"  # hostile cells go through autograde: the stored notebook must be clean
+RENDER_ONLY = "render-only"  # hostile outputs written into autograded/ afterwards: rendering must clean
 # The finding's cell: never executed, yet highlighting it took nbconvert minutes (issue 14).
 WHITESPACE_CELL = " \n" * 64 * 1024
 FORGED_CELL = f"from IPython.display import HTML, display\ndisplay(HTML({hp.FORGED_SCORE!r}))"
@@ -367,10 +430,21 @@ COMMENT = f'Nice work. <img src=x onerror="{hp.ACT}"> [more](javascript:{hp.ACT.
 
 
 def nbgrader(course: Path, *args):
-    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"), "AUTOGRADER_COURSE_ROOT": str(course),
-           "AUTOGRADER_SANDBOX": "required", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--force"], cwd=course, env=env,
-                            capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
+        "AUTOGRADER_COURSE_ROOT": str(course),
+        "AUTOGRADER_SANDBOX": "required",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, "--force"],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -397,7 +471,7 @@ def course(tmp_path_factory):
     nbgrader(course, "generate_assignment", ASSIGNMENT)
     nbgrader(course, "autograde", ASSIGNMENT)
     stored = nbformat.read(autograded(course, RENDER_ONLY), as_version=4)
-    stored.cells += hp.hostile_cells(with_outputs=True)        # as if autograded/ were reached another way
+    stored.cells += hp.hostile_cells(with_outputs=True)  # as if autograded/ were reached another way
     forged = new_code_cell(FORGED_CELL, outputs=[new_output("display_data", data={"text/html": hp.FORGED_SCORE})])
     stored.cells += [forged, new_code_cell(WHITESPACE_CELL)]
     hp.add_hostile_metadata(stored)
@@ -430,25 +504,33 @@ def visit(page, url: str) -> dict:
     """Load a page, let every payload have its chance (errors, loads, timers), report what ran."""
     page.goto(url, wait_until="load")
     page.wait_for_timeout(1500)
-    return {"title": page.title(), "pwned": page.evaluate("() => window.__pwned === undefined ? null : 1"),
-            "grader": page.evaluate(hp.GRADER_CLASS_PROBE),
-            "active": page.evaluate(hp.DOM_PROBE, "#notebook-container *"),
-            "text": page.inner_text("body"),                   # rendered text: display:none is not in it
-            "fixed": page.evaluate(hp.FIXED_PROBE, "#notebook-container *")}
+    return {
+        "title": page.title(),
+        "pwned": page.evaluate("() => window.__pwned === undefined ? null : 1"),
+        "grader": page.evaluate(hp.GRADER_CLASS_PROBE),
+        "active": page.evaluate(hp.DOM_PROBE, "#notebook-container *"),
+        "text": page.inner_text("body"),  # rendered text: display:none is not in it
+        "fixed": page.evaluate(hp.FIXED_PROBE, "#notebook-container *"),
+    }
 
 
 @pytest.mark.slow
 def test_autograded_notebook_is_stored_clean_and_scores_are_untouched(course):
     nb = nbformat.read(autograded(course, GRADED), as_version=4)
-    html_outputs = [out.data["text/html"] for cell in nb.cells if cell.cell_type == "code"
-                    for out in cell.outputs if "text/html" in out.get("data", {})]
-    assert len(html_outputs) >= len(hp.HTML_OUTPUTS)                # the student's cell ran, in the sandbox
+    html_outputs = [
+        out.data["text/html"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "text/html" in out.get("data", {})
+    ]
+    assert len(html_outputs) >= len(hp.HTML_OUTPUTS)  # the student's cell ran, in the sandbox
     assert any("outputs done" in out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
-    assert hp.GOOD_MARKDOWN in [cell.source for cell in nb.cells]    # the written answer, byte for byte
-    for template in ("classic", "lab"):                              # stock nbconvert, no sanitizer of ours
+    assert hp.GOOD_MARKDOWN in [cell.source for cell in nb.cells]  # the written answer, byte for byte
+    for template in ("classic", "lab"):  # stock nbconvert, no sanitizer of ours
         assert hp.active_content(render(nb, template)) == [], template
     scores = nb.metadata["autograder"]["components"]
-    assert sum(c["score"] for c in scores.values()) == 100           # hostile pages cost no points
+    assert sum(c["score"] for c in scores.values()) == 100  # hostile pages cost no points
 
 
 @pytest.mark.slow
@@ -468,12 +550,12 @@ def test_feedback_page_runs_nothing_from_the_submission(course, student):
     with chromium_page() as page:
         seen = visit(page, page_path.as_uri())
     assert seen["title"] == "optimizers" and seen["pwned"] is None, seen["title"]
-    assert seen["active"] == [] and seen["fixed"] == []              # nothing laid over the page
-    assert "Hidden checks for SGD" in seen["text"]                   # the page did render, the report is visible
-    assert hp.FAKE_REPORT in seen["text"]                            # the student's output is shown, as text
-    assert hp.FORGED in seen["text"] and not [g for g in seen["grader"] if hp.FORGED in g]   # not as the grader
-    assert any("autograder-score" in g and "Score for SGD" in g for g in seen["grader"])      # the real score is
-    if student == RENDER_ONLY:                                       # the finding's cell, plain and whole
+    assert seen["active"] == [] and seen["fixed"] == []  # nothing laid over the page
+    assert "Hidden checks for SGD" in seen["text"]  # the page did render, the report is visible
+    assert hp.FAKE_REPORT in seen["text"]  # the student's output is shown, as text
+    assert hp.FORGED in seen["text"] and not [g for g in seen["grader"] if hp.FORGED in g]  # not as the grader
+    assert any("autograder-score" in g and "Score for SGD" in g for g in seen["grader"])  # the real score is
+    if student == RENDER_ONLY:  # the finding's cell, plain and whole
         assert f"<pre><span></span>{WHITESPACE_CELL}\n</pre>" in page_path.read_text()
     if student == GRADED:
         assert "Why eps sits outside the root" in seen["text"] and "Nice work." in seen["text"]
@@ -486,20 +568,39 @@ class Formgrader:
         from support import free_port
 
         self.port, self.token = free_port(), secrets.token_hex(16)
-        env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"), "AUTOGRADER_COURSE_ROOT": str(course),
-               "AUTOGRADER_SANDBOX": "required", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
+            "AUTOGRADER_COURSE_ROOT": str(course),
+            "AUTOGRADER_SANDBOX": "required",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
         for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
             env[name] = str(home / name.lower())
         self.log_path = home / "server.log"
         home.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("w") as log:                    # the server keeps its own copy of the fd
+        with self.log_path.open("w") as log:  # the server keeps its own copy of the fd
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-                 f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={course}",
-                 # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
-                 "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
-                 *(["--allow-root"] if os.geteuid() == 0 else [])],
-                cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyter",
+                    "server",
+                    "--no-browser",
+                    "--ip=127.0.0.1",
+                    f"--port={self.port}",
+                    f"--IdentityProvider.token={self.token}",
+                    f"--ServerApp.root_dir={course}",
+                    # on for this server only: `make env` switches the formgrader off in the venv (binder/postBuild)
+                    "--ServerApp.jpserver_extensions=nbgrader.server_extensions.formgrader=True",
+                    *(["--allow-root"] if os.geteuid() == 0 else []),
+                ],
+                cwd=course,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log_path.read_text()[-3000:]
@@ -538,7 +639,7 @@ def test_formgrader_submission_view_runs_nothing_from_the_submission(course, tmp
                 seen = visit(page, server.url(f"/formgrader/submissions/{submission}/"))
                 assert seen["title"] == "optimizers" and seen["pwned"] is None, (student, seen["title"])
                 assert seen["active"] == [], student
-                assert "Hidden checks for SGD" in seen["text"], student      # the submission is shown
+                assert "Hidden checks for SGD" in seen["text"], student  # the submission is shown
                 assert hp.FORGED in seen["text"] and not [g for g in seen["grader"] if hp.FORGED in g], student
     finally:
         server.stop()
@@ -555,14 +656,16 @@ def test_formgrader_serves_another_student_while_the_whitespace_cell_renders(cou
     try:
         with chromium_page() as page:
             page.goto(server.url("/formgrader"), wait_until="load")
-            page.evaluate("url => { window.slow = fetch(url).then(r => r.text()); }",
-                          server.url(f"/formgrader/submissions/{ids[RENDER_ONLY]}/"))
-            page.wait_for_timeout(500)                                # let that request reach the server first
-            other = page.context.browser.new_page()                  # a second user, its own context
-            other.set_default_timeout(120_000)                        # hang guard: was > 300 s before the budget
+            page.evaluate(
+                "url => { window.slow = fetch(url).then(r => r.text()); }",
+                server.url(f"/formgrader/submissions/{ids[RENDER_ONLY]}/"),
+            )
+            page.wait_for_timeout(500)  # let that request reach the server first
+            other = page.context.browser.new_page()  # a second user, its own context
+            other.set_default_timeout(120_000)  # hang guard: was > 300 s before the budget
             seen = visit(other, server.url(f"/formgrader/submissions/{ids[GRADED]}/"))
             assert seen["title"] == "optimizers" and "Hidden checks for SGD" in seen["text"]
             slow = page.evaluate("() => window.slow")
-            assert f"<pre><span></span>{WHITESPACE_CELL}\n</pre>" in slow       # shown plain, whole
+            assert f"<pre><span></span>{WHITESPACE_CELL}\n</pre>" in slow  # shown plain, whole
     finally:
         server.stop()

@@ -3,6 +3,7 @@
 Runs ``python -m autograder grade --json --jobs 2`` (nbgrader's own autograde in scratch
 courses) with the sandbox required, and checks that no attack had an effect.
 """
+
 import html as html_lib
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def graded(graded_class):
-    return graded_class        # tests/conftest.py: the sample class graded once per session, shared
+    return graded_class  # tests/conftest.py: the sample class graded once per session, shared
 
 
 def name_of(entry) -> str:
@@ -27,8 +28,9 @@ def name_of(entry) -> str:
 def test_sample_class_is_big_enough(graded):
     names = {name_of(e) for e in graded["entries"]}
     assert len(names) >= 30
-    assert {n for n in names if n.startswith("bug-")} == {f"bug-{s}" for s in __import__(
-        "content.m07_optimizers.misconceptions", fromlist=["SLUGS"]).SLUGS}
+    assert {n for n in names if n.startswith("bug-")} == {
+        f"bug-{s}" for s in __import__("content.m07_optimizers.misconceptions", fromlist=["SLUGS"]).SLUGS
+    }
 
 
 def test_every_component_score_and_diagnosis_is_as_expected(graded):
@@ -38,8 +40,9 @@ def test_every_component_score_and_diagnosis_is_as_expected(graded):
         assert (entry["error"] is not None) == expected["error"], (name_of(entry), entry["error"])
         for component, want in expected["components"].items():
             got = entry["components"][component]["score"]
-            diagnoses = sorted({t["diagnosis"] for t in entry["tests"]
-                                if t["component"] == component and t["diagnosis"]})
+            diagnoses = sorted(
+                {t["diagnosis"] for t in entry["tests"] if t["component"] == component and t["diagnosis"]}
+            )
             if got != want["score"] or diagnoses != want["diagnoses"]:
                 mismatches.append((name_of(entry), component, got, want["score"], diagnoses, want["diagnoses"]))
     assert mismatches == []
@@ -52,8 +55,16 @@ def test_json_contract(graded):
         assert set(entry["components"]) == {"Optimizer", "SGD", "Adam", "AdamW"}
         assert entry["score"] == pytest.approx(sum(c["score"] for c in entry["components"].values()))
         for test in entry["tests"]:
-            assert set(test) == {"id", "component", "score", "max_score", "diagnosis", "message", "diagnoses",
-                                 "inherited_from"}
+            assert set(test) == {
+                "id",
+                "component",
+                "score",
+                "max_score",
+                "diagnosis",
+                "message",
+                "diagnoses",
+                "inherited_from",
+            }
 
 
 def test_catalogued_bugs_never_get_full_marks_and_correct_code_never_loses_points(graded):
@@ -92,13 +103,16 @@ def test_broken_files_get_a_clear_error_and_the_batch_goes_on(graded):
     assert "not a Jupyter notebook" in errors["broken-json-not-a-notebook"]
 
 
-@pytest.mark.alone          # any live `sleep 617` counts, so no other test may be grading the class now
+@pytest.mark.alone  # any live `sleep 617` counts, so no other test may be grading the class now
 def test_no_attack_reached_the_network_the_files_or_outlived_grading(graded):
     assert graded["connections"] == 0
     assert graded["unchanged"], "grading changed source/, tinytorch/, content/m07_optimizers/reference/ or gradebook.db"
     assert not (ROOT / "autograder" / "PWNED").exists()
-    leftovers = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
-                 if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "617"]]
+    leftovers = [
+        p.info["cmdline"]
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] and p.info["cmdline"][:2] == ["sleep", "617"]
+    ]
     assert leftovers == []
 
 
@@ -111,17 +125,21 @@ def test_feedback_shows_verdicts_but_no_hidden_tests(graded):
         assert source_secret not in html and "BEGIN HIDDEN TESTS" not in html
         assert "Hidden checks for SGD" in html
     nesterov = next(p for p in feedback if p.name.startswith("bug-nesterov"))
-    text = html_lib.unescape(re.sub(r"<[^>]+>", "", nesterov.read_text()))   # code is syntax-highlighted
-    assert "class SGD(Optimizer)" in text                 # the student's code
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", nesterov.read_text()))  # code is syntax-highlighted
+    assert "class SGD(Optimizer)" in text  # the student's code
     sgd = graded["expected"]["bug-nesterov"]["components"]["SGD"]["score"]
     assert f"Hidden checks for SGD: {sgd:g} / 30" in text
-    assert "nesterov" in text and "First difference at" in text   # the verdict, its diagnosis and where
-    assert "What to fix:" in text and "Score for SGD:" in text      # the explanation and the labelled score
+    assert "nesterov" in text and "First difference at" in text  # the verdict, its diagnosis and where
+    assert "What to fix:" in text and "Score for SGD:" in text  # the explanation and the labelled score
 
 
 def test_parallel_grading_gives_the_same_results_as_serial(graded):
-    subset = [p for p in graded["paths"] if p.parts[-3] in (
-        "correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "hostile-os-exit-adamw", "broken-corrupt-json")]
+    subset = [
+        p
+        for p in graded["paths"]
+        if p.parts[-3]
+        in ("correct-reference", "bug-nesterov", "bug-eps-inside-sqrt", "hostile-os-exit-adamw", "broken-corrupt-json")
+    ]
     serial = grade(subset, "--jobs", "1")
     parallel = {e["submission"]: e for e in graded["entries"]}
     for entry in serial:

@@ -1,4 +1,5 @@
 """Plain `nbgrader autograde`, `generate_feedback` and `export` with the course config: hardened as they stand."""
+
 import csv
 import json
 import os
@@ -11,22 +12,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-CASES = ("correct-reference", "bug-betas-swapped", "hostile-patched-asserts", "hostile-os-exit-adamw",
-         "hostile-changed-grade-ids", "correct-noisy-stderr")
+CASES = (
+    "correct-reference",
+    "bug-betas-swapped",
+    "hostile-patched-asserts",
+    "hostile-os-exit-adamw",
+    "hostile-changed-grade-ids",
+    "correct-noisy-stderr",
+)
 
 
 def nbgrader(course: Path, *args):
-    env = {**os.environ, "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"), "AUTOGRADER_COURSE_ROOT": str(course),
-           "AUTOGRADER_SANDBOX": "required", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
-                          text=True, timeout=1200)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
+        "AUTOGRADER_COURSE_ROOT": str(course),
+        "AUTOGRADER_SANDBOX": "required",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True, timeout=1200
+    )
 
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     sample = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "tools.sample_class", str(sample)], cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, "-m", "tools.sample_class", str(sample)], cwd=ROOT, check=True, capture_output=True)
     course = tmp_path_factory.mktemp("course")
     (course / "source/07_optimizers").mkdir(parents=True)
     shutil.copy(ROOT / "source/07_optimizers/optimizers.ipynb", course / "source/07_optimizers/")
@@ -44,8 +56,8 @@ def test_plain_nbgrader_autograde_records_the_trusted_scores(course):
     rows = {row["student_id"]: float(row["score"]) for row in csv.DictReader(open(path / "grades.csv"))}
     want = {name: sum(c["score"] for c in expected[name]["components"].values()) for name in CASES}
     assert rows == want
-    assert rows["correct-noisy-stderr"] == 100          # stderr and warnings cost nothing
-    assert rows["hostile-changed-grade-ids"] < 100      # renamed test cell: the real one came back
+    assert rows["correct-noisy-stderr"] == 100  # stderr and warnings cost nothing
+    assert rows["hostile-changed-grade-ids"] < 100  # renamed test cell: the real one came back
 
 
 def test_feedback_has_no_hidden_tests(course):

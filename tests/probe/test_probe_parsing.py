@@ -1,4 +1,5 @@
 """The probe parses plain Python without importing IPython, exactly as IPython would have parsed it."""
+
 from __future__ import annotations
 
 import ast
@@ -9,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.probe import parse
 from autograder.arrival.notebook import graded_code
+from autograder.probe import parse
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +30,20 @@ def test_every_cell_of_the_notebook_parses_as_ipython_parses_it():
         assert ast.dump(parse(code, name)) == ast.dump(as_ipython_parses(code, name)), name
 
 
-@pytest.mark.parametrize("code", ["x = 1\n", "%time y = 2\n", "!ls\nz = 3\n", "obj?\n", "    a = 1\n    b = 2\n",
-                                  ">>> c = 4\n", "d = !echo hi\n", "%%time\ne = 5\n", "s = '''\n%notmagic\n'''\n"])
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = 1\n",
+        "%time y = 2\n",
+        "!ls\nz = 3\n",
+        "obj?\n",
+        "    a = 1\n    b = 2\n",
+        ">>> c = 4\n",
+        "d = !echo hi\n",
+        "%%time\ne = 5\n",
+        "s = '''\n%notmagic\n'''\n",
+    ],
+)
 def test_plain_or_not_the_tree_is_ipythons(code):
     tree = parse(code, "cell")
     expected = as_ipython_parses(code, "cell")

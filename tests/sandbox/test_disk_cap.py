@@ -1,4 +1,5 @@
 """Bounded disk: a sandbox that writes until failure stops at its folder's cap; the host temp dir does not grow."""
+
 import os
 import sys
 import textwrap
@@ -7,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from autograder import sandbox
-from autograder.sandbox import tempdirs
 from autograder.judge.hidden import PROBE_LIMITS
+from autograder.sandbox import tempdirs
 
-pytestmark = [pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here"),
-              pytest.mark.skipif(os.geteuid() != 0, reason="size-capped tmpfs scratch needs root (see ARCHITECTURE.md)")]
+pytestmark = [
+    pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="size-capped tmpfs scratch needs root (see ARCHITECTURE.md)"),
+]
 CAP = 8 * 1024**2
 # Many files, each under the per-file limit, until the disk says no.
 FILL = textwrap.dedent("""
@@ -49,8 +52,9 @@ def test_probe_scratch_is_capped_and_says_why():
 
 
 def test_sandbox_tmp_is_capped_too(tmp_path):
-    result = sandbox.run([sys.executable, "-c", FILL, "/tmp"], tmp_path / "scratch",
-                         sandbox.Limits(file_bytes=4 * 1024**2))
+    result = sandbox.run(
+        [sys.executable, "-c", FILL, "/tmp"], tmp_path / "scratch", sandbox.Limits(file_bytes=4 * 1024**2)
+    )
     assert "No space left on device" in result.stderr
     assert int(result.stdout) <= 4
 
@@ -78,13 +82,18 @@ def test_kernel_scratch_is_capped(tmp_path):
     from traitlets.config import Config
 
     config = Config({"SandboxedKernelManager": {"limits": sandbox.Limits(disk_bytes=CAP)}})
-    nb = new_notebook(cells=[new_code_cell(f"import sys; sys.argv = ['x', '.']\n{FILL}"),
-                             new_code_cell("import os\nst = os.statvfs('.')\n"
-                                           "print(os.path.ismount('.'), st.f_blocks * st.f_frsize)")])
+    nb = new_notebook(
+        cells=[
+            new_code_cell(f"import sys; sys.argv = ['x', '.']\n{FILL}"),
+            new_code_cell("import os\nst = os.statvfs('.')\nprint(os.path.ismount('.'), st.f_blocks * st.f_frsize)"),
+        ]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, kernel_manager_class=sandbox.SandboxedKernelManager, allow_errors=True, timeout=60,
-                   config=config).execute()  # no cwd given: the manager makes its own capped one
+    NotebookClient(
+        nb, kernel_manager_class=sandbox.SandboxedKernelManager, allow_errors=True, timeout=60, config=config
+    ).execute()  # no cwd given: the manager makes its own capped one
     fill, size = nb.cells
-    assert any(o.get("ename") == "OSError" and "No space left on device" in o.get("evalue", "")
-               for o in fill.outputs), fill.outputs
+    assert any(
+        o.get("ename") == "OSError" and "No space left on device" in o.get("evalue", "") for o in fill.outputs
+    ), fill.outputs
     assert size.outputs[0]["text"] == f"True {CAP}\n"

@@ -1,4 +1,5 @@
 """Fail closed: without a working bubblewrap no entry point runs student code, unless AUTOGRADER_SANDBOX=off."""
+
 import os
 import shutil
 import subprocess
@@ -19,8 +20,11 @@ FAKE_FAILURE = "setpriv: failed to execute /nowhere/bin/python: No such file or 
 def tattler(tmp_path):
     """A submission whose code, if it ever runs, leaves a file behind: (notebook, that file)."""
     marker = tmp_path / "student-code-ran"
-    nb = fill(nbformat.read(STUDENT, as_version=4), nbformat.read(SOURCE, as_version=4),
-              {"sgd": lambda code: f"open({str(marker)!r}, 'w').write('ran')\n" + code})
+    nb = fill(
+        nbformat.read(STUDENT, as_version=4),
+        nbformat.read(SOURCE, as_version=4),
+        {"sgd": lambda code: f"open({str(marker)!r}, 'w').write('ran')\n" + code},
+    )
     path = tmp_path / "submitted" / "tattler" / "07_optimizers" / "optimizers.ipynb"
     path.parent.mkdir(parents=True)
     nbformat.write(nb, path)
@@ -50,8 +54,14 @@ def run(args, path_env, mode=None, cwd=ROOT, **env):
 def assert_refused(result, failure: str):
     assert result.returncode != 0, result.stdout[-2000:]
     text = result.stderr
-    for needed in ("bubblewrap", failure, "apt-get install bubblewrap", "fix the path", "AUTOGRADER_SANDBOX=off",
-                   "No student code was run"):
+    for needed in (
+        "bubblewrap",
+        failure,
+        "apt-get install bubblewrap",
+        "fix the path",
+        "AUTOGRADER_SANDBOX=off",
+        "No student code was run",
+    ):
         assert needed in text, (needed, text[-3000:])
 
 
@@ -108,8 +118,11 @@ def test_off_is_announced_on_every_run(tmp_path, no_bwrap_path):
     empty = tmp_path / "empty.ipynb"
     empty.write_text("")
     for _ in range(2):
-        result = run([sys.executable, "-m", "autograder", "grade", str(empty), "--no-progress", "--jobs", "1"],
-                     no_bwrap_path, "off")
+        result = run(
+            [sys.executable, "-m", "autograder", "grade", str(empty), "--no-progress", "--jobs", "1"],
+            no_bwrap_path,
+            "off",
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         assert sandbox.OFF_WARNING in result.stderr
         assert "the file is empty" in result.stdout
@@ -137,13 +150,14 @@ def test_run_refuses_instead_of_falling_back(monkeypatch, tmp_path):
 def test_a_venv_reached_through_a_symlink_runs_sandboxed(tmp_path):
     link = tmp_path / "venv-link"
     link.symlink_to(Path(sys.prefix).resolve())
-    code = ("import sys, pathlib\n"
-            "from autograder import sandbox\n"
-            "assert sandbox.check()\n"
-            "r = sandbox.run([sys.executable, '-c', 'import sys, numpy; print(sys.prefix)'],"
-            " pathlib.Path(sys.argv[1]))\n"
-            "print(r.sandboxed, r.returncode, r.stdout.strip(), r.stderr.strip())\n")
-    result = run([str(link / "bin" / "python"), "-c", code, str(tmp_path / "scratch")], os.environ["PATH"],
-                 "required")
+    code = (
+        "import sys, pathlib\n"
+        "from autograder import sandbox\n"
+        "assert sandbox.check()\n"
+        "r = sandbox.run([sys.executable, '-c', 'import sys, numpy; print(sys.prefix)'],"
+        " pathlib.Path(sys.argv[1]))\n"
+        "print(r.sandboxed, r.returncode, r.stdout.strip(), r.stderr.strip())\n"
+    )
+    result = run([str(link / "bin" / "python"), "-c", code, str(tmp_path / "scratch")], os.environ["PATH"], "required")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split(maxsplit=3) == ["True", "0", str(link)], result.stdout

@@ -1,4 +1,5 @@
 """One memory budget per sandbox: its whole process tree, not each process, stays within it."""
+
 from __future__ import annotations
 
 import os
@@ -13,16 +14,16 @@ import pytest
 from nbclient.exceptions import DeadKernelError
 
 from autograder import sandbox
-from autograder.sandbox import memcap, tempdirs
 from autograder.judge.hidden import PROBE_LIMITS
-from autograder.sandbox import Limits
+from autograder.sandbox import Limits, memcap, tempdirs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_sandbox import alive, execute, py  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not sandbox.bwrap_available(), reason="bubblewrap unusable here")
-needs_cgroup = pytest.mark.skipif(memcap.detect().kind == memcap.ONE_PROCESS,
-                                  reason="no cgroup memory controller usable here (not root?)")
+needs_cgroup = pytest.mark.skipif(
+    memcap.detect().kind == memcap.ONE_PROCESS, reason="no cgroup memory controller usable here (not root?)"
+)
 
 # Three children, each well under RLIMIT_AS (2 GiB) but together 3.6 GiB of real pages.
 THREE_CHILDREN = """
@@ -83,8 +84,7 @@ def test_a_kernel_tree_over_the_budget_is_killed(tmp_path):
 @needs_cgroup
 def test_a_correct_probe_fits_its_budget_with_every_folder_full():
     """Budget = RLIMIT_AS + the tmpfs folders: pages written there never turn into a false fail."""
-    limits = Limits(memory_bytes=512 * 1024**2, file_bytes=64 * 1024**2, disk_bytes=128 * 1024**2,
-                    wall_seconds=30)
+    limits = Limits(memory_bytes=512 * 1024**2, file_bytes=64 * 1024**2, disk_bytes=128 * 1024**2, wall_seconds=30)
     code = """
         import os
         block = bytearray(400 * 1024**2)
@@ -104,7 +104,8 @@ def test_a_correct_probe_fits_its_budget_with_every_folder_full():
 
 
 def test_fallback_keeps_the_tree_to_one_process_within_budget(tmp_path, one_process):
-    result = py("""
+    result = py(
+        """
         import os, subprocess, threading
         threads = [threading.Thread(target=sum, args=([1],)) for _ in range(8)]
         [t.start() for t in threads]
@@ -117,7 +118,9 @@ def test_fallback_keeps_the_tree_to_one_process_within_budget(tmp_path, one_proc
             except OSError as err:
                 print(name, type(err).__name__)
         print(sum(n.isdigit() for n in os.listdir("/proc")), flush=True)
-    """, tmp_path / "scratch")
+    """,
+        tmp_path / "scratch",
+    )
     lines = result.stdout.split("\n")
     assert lines[:3] == ["threads ok", "fork PermissionError", "subprocess PermissionError"], result
     # The PID namespace holds bwrap's init and the one student process, nothing else.
@@ -135,8 +138,7 @@ def test_fallback_stops_the_three_children(tmp_path, one_process):
 
 @pytest.mark.slow
 def test_fallback_kernel_starts_with_its_threads(tmp_path, one_process):
-    nb = execute(["import numpy, threading; print(numpy.ones(3).sum())", "import os; os.fork()"],
-                 tmp_path / "scratch")
+    nb = execute(["import numpy, threading; print(numpy.ones(3).sum())", "import os; os.fork()"], tmp_path / "scratch")
     assert nb.cells[0].outputs[0]["text"] == "3.0\n"
     assert nb.cells[1].outputs[0]["ename"] == "PermissionError"
 
@@ -160,7 +162,7 @@ def test_announcement_names_the_bound(monkeypatch):
     assert line.startswith("memory: each sandbox's process tree capped at 2.4 GiB (")
     kind = memcap.detect().kind
     if kind != memcap.ONE_PROCESS:
-        assert line.endswith(f"({ {memcap.V2: 'cgroup v2 memory controller', memcap.V1: memcap.V1}[kind]})")
+        assert line.endswith(f"({ {memcap.V2: 'cgroup v2 memory controller', memcap.V1: memcap.V1}[kind] })")
     monkeypatch.setenv(memcap.FORCE_ENV, "one-process")
     assert "seccomp filter allows threads but no second process" in sandbox.memory_announcement()
 
@@ -191,13 +193,20 @@ def test_no_group_is_left_after_runs(tmp_path):
 @needs_cgroup
 @pytest.mark.slow
 def test_groups_of_a_killed_grader_are_swept(tmp_path):
-    grader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    grader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys
         from pathlib import Path
         from autograder import sandbox
         sandbox.run([sys.executable, "-c", "import time; time.sleep(120)"], Path({str(tmp_path / 's')!r}),
                     sandbox.Limits(wall_seconds=120))
-    """)], cwd=Path(__file__).resolve().parents[2])
+    """),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+    )
     backend = memcap.detect()
     pattern = f"{memcap.PREFIX}{grader.pid}-*"
     deadline = time.monotonic() + 60
@@ -230,8 +239,12 @@ def test_v2_group_caps_memory_swap_and_tasks_and_kills_as_a_group(tmp_path):
     backend = memcap.Backend(memcap.V2, tmp_path)
     group = memcap.new_group(backend, budget=3 * 1024**3, tasks=67)
     settings = {f.name: f.read_text() for f in group.memory_dir.iterdir()}
-    assert settings == {"memory.max": str(3 * 1024**3), "memory.swap.max": "0",
-                        "memory.oom.group": "1", "pids.max": "67"}
+    assert settings == {
+        "memory.max": str(3 * 1024**3),
+        "memory.swap.max": "0",
+        "memory.oom.group": "1",
+        "pids.max": "67",
+    }
     assert group.memory_dir.name.startswith(f"{memcap.PREFIX}{os.getpid()}-")
     assert not group.oom_killed()
     (group.memory_dir / "memory.events").write_text("low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n")
@@ -282,7 +295,7 @@ def test_a_kernels_memory_kill_is_still_named_after_its_cleanup(tmp_path):
         while await km.is_alive():
             await asyncio.sleep(0.2)
         client.stop_channels()
-        await km.shutdown_kernel(now=True)   # cleanup: the group is removed
+        await km.shutdown_kernel(now=True)  # cleanup: the group is removed
         return km.killed_reason()
 
     reason = asyncio.run(asyncio.wait_for(grade(), timeout=120))

@@ -1,5 +1,6 @@
 """The sandboxed kernel: a jupyter_client provisioner chosen through the kernel spec, and the
 nbgrader preprocessor that runs nbconvert's own loop with it."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,13 +44,14 @@ def test_no_plain_kernel_spec_manager_can_be_given():
 @pytest.mark.slow
 def test_a_configured_plain_kernel_manager_still_runs_sandboxed(tmp_path):
     """nbconvert's preprocess re-reads the config: a kernel_manager_class there must not unsandbox the kernel."""
-    host_only = tmp_path / "host-only.txt"   # under the host's /tmp: the sandbox has a private one
+    host_only = tmp_path / "host-only.txt"  # under the host's /tmp: the sandbox has a private one
     host_only.write_text("visible")
     folder = tmp_path / "submission"
     folder.mkdir()
     config = Config({"SandboxedExecute": {"kernel_manager_class": AsyncKernelManager}})
     nb, _ = SandboxedExecute(config=config, timeout=40).preprocess(
-        notebook(f"import os; print(os.path.exists({str(host_only)!r}))"), {"metadata": {"path": str(folder)}})
+        notebook(f"import os; print(os.path.exists({str(host_only)!r}))"), {"metadata": {"path": str(folder)}}
+    )
     assert nb.cells[0].outputs[0]["text"] == "False\n"
 
 
@@ -57,7 +59,8 @@ def test_a_configured_plain_kernel_manager_still_runs_sandboxed(tmp_path):
 def test_widget_state_reaches_the_notebook_metadata(tmp_path):
     """nbconvert's loop stores widget state (the copied loop this preprocessor had did not)."""
     nb, _ = SandboxedExecute(timeout=40).preprocess(
-        notebook("import ipywidgets; ipywidgets.IntSlider(value=7)"), {"metadata": {"path": str(tmp_path)}})
+        notebook("import ipywidgets; ipywidgets.IntSlider(value=7)"), {"metadata": {"path": str(tmp_path)}}
+    )
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     assert [model["state"]["value"] for model in state.values() if model["model_name"] == "IntSliderModel"] == [7]
 
@@ -65,8 +68,8 @@ def test_widget_state_reaches_the_notebook_metadata(tmp_path):
 @pytest.mark.slow
 def test_a_killed_kernel_stops_the_notebook_not_the_batch(tmp_path):
     nb, _ = SandboxedExecute(timeout=40).preprocess(
-        notebook("print('before')", "import os; os._exit(3)", "print('never')"),
-        {"metadata": {"path": str(tmp_path)}})
+        notebook("print('before')", "import os; os._exit(3)", "print('never')"), {"metadata": {"path": str(tmp_path)}}
+    )
     assert nb.cells[0].outputs[0]["text"] == "before\n"
     assert nb.cells[1].outputs[-1]["ename"] == "AutograderStopped"
     assert nb.cells[1].outputs[-1]["evalue"].startswith("the kernel died")

@@ -24,8 +24,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from traitlets.config import Config
 
 from autograder import sandbox
-from autograder.sandbox import tempdirs
-from autograder.sandbox import Limits, SandboxedKernelManager
+from autograder.sandbox import Limits, SandboxedKernelManager, tempdirs
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -109,7 +108,8 @@ def test_files_outside_are_invisible_and_only_scratch_is_writable(scratch, world
 
 
 def _try_files(reads: list[str], writes: list[str], scratch: Path) -> sandbox.Result:
-    return py(f"""
+    return py(
+        f"""
         import json
         report = {{}}
         for path in {reads!r}:
@@ -124,31 +124,40 @@ def _try_files(reads: list[str], writes: list[str], scratch: Path) -> sandbox.Re
                 report[path] = type(err).__name__
         open("mine.txt", "w").write("inside")
         print(json.dumps(report))
-    """, scratch)
+    """,
+        scratch,
+    )
 
 
 def test_host_loopback_is_unreachable(scratch, tcp_server):
     port, accepted = tcp_server
-    result = py(f"""
+    result = py(
+        f"""
         import socket
         try:
             socket.create_connection(("127.0.0.1", {port}), timeout=3)
             print("connected")
         except OSError as err:
             print("blocked", type(err).__name__)
-    """, scratch)
+    """,
+        scratch,
+    )
     assert result.stdout.startswith("blocked"), result.stdout + result.stderr
     assert accepted() == 0
 
 
 def test_memory_limit_stops_3gb_but_allows_100mb(scratch):
-    result = py("""
+    result = py(
+        """
         import numpy as np
         small = np.ones(100 * 1024**2 // 8)
         print("100MB ok", flush=True)
         big = np.ones(3 * 1024**3 // 8)
         print("3GB ok")
-    """, scratch, Limits(memory_bytes=2 * 1024**3))
+    """,
+        scratch,
+        Limits(memory_bytes=2 * 1024**3),
+    )
     assert "100MB ok" in result.stdout
     assert "3GB ok" not in result.stdout
     assert "MemoryError" in result.stderr
@@ -158,18 +167,23 @@ def test_memory_limit_stops_3gb_but_allows_100mb(scratch):
 def sandbox_user_pids() -> set[int]:
     """Live processes of this process's sandbox uids (other graders on the machine have their own block)."""
     first = sandbox.SANDBOX_ID_BASE + os.getpid() * sandbox.IDS_PER_PROCESS
-    return {p.pid for p in psutil.process_iter(["uids", "status"])
-            if p.info["uids"] and first <= p.info["uids"].real < first + sandbox.IDS_PER_PROCESS
-            and p.info["status"] != psutil.STATUS_ZOMBIE}
+    return {
+        p.pid
+        for p in psutil.process_iter(["uids", "status"])
+        if p.info["uids"]
+        and first <= p.info["uids"].real < first + sandbox.IDS_PER_PROCESS
+        and p.info["status"] != psutil.STATUS_ZOMBIE
+    }
 
 
 @pytest.mark.slow
-@pytest.mark.alone          # counts the processes of every sandbox uid on the machine
+@pytest.mark.alone  # counts the processes of every sandbox uid on the machine
 @pytest.mark.skipif(os.geteuid() != 0, reason="as a normal user RLIMIT_NPROC counts all their processes")
 def test_fork_bomb_is_capped_by_process_limit(scratch):
     limit = 24
     before = sandbox_user_pids()
-    result = py("""
+    result = py(
+        """
         import os, time
         if os.fork() == 0:
             while True:  # every child forks on, like a real fork bomb
@@ -179,7 +193,10 @@ def test_fork_bomb_is_capped_by_process_limit(scratch):
                     time.sleep(0.01)
         time.sleep(1.5)
         print(sum(name.isdigit() for name in os.listdir("/proc")), flush=True)
-    """, scratch, Limits(processes=limit, wall_seconds=10))
+    """,
+        scratch,
+        Limits(processes=limit, wall_seconds=10),
+    )
     assert result.returncode == 0, result.stderr
     # Every process in the sandbox's PID namespace is listed in its /proc:
     # bwrap's init (uid 0, not counted) plus at most `limit` student processes.
@@ -191,23 +208,34 @@ def test_fork_bomb_is_capped_by_process_limit(scratch):
 @pytest.mark.skipif(os.geteuid() != 0, reason="per-sandbox uids need root")
 def test_a_fork_bomb_does_not_starve_a_concurrent_sandbox(tmp_path):
     """Each sandbox has its own uid, so process limits are per sandbox, not shared."""
-    bomb = threading.Thread(target=py, args=("""
+    bomb = threading.Thread(
+        target=py,
+        args=(
+            """
         import os, time
         while True:
             try:
                 os.fork()
             except OSError:
                 time.sleep(0.01)
-    """, tmp_path / "bomb", Limits(processes=24, wall_seconds=6)))
+    """,
+            tmp_path / "bomb",
+            Limits(processes=24, wall_seconds=6),
+        ),
+    )
     bomb.start()
-    time.sleep(1.5)                            # the bomb has used up its process limit by now
-    result = py("""
+    time.sleep(1.5)  # the bomb has used up its process limit by now
+    result = py(
+        """
         import threading, time
         threads = [threading.Thread(target=time.sleep, args=(0.3,)) for _ in range(16)]
         [t.start() for t in threads]
         [t.join() for t in threads]
         print("16 threads ok")
-    """, tmp_path / "neighbour", Limits(processes=24, wall_seconds=20))
+    """,
+        tmp_path / "neighbour",
+        Limits(processes=24, wall_seconds=20),
+    )
     bomb.join()
     assert "16 threads ok" in result.stdout, result.stderr
 
@@ -215,7 +243,8 @@ def test_a_fork_bomb_does_not_starve_a_concurrent_sandbox(tmp_path):
 @pytest.mark.slow
 def test_uninterruptible_loop_is_killed_at_wall_time(scratch):
     start = time.monotonic()
-    result = py("""
+    result = py(
+        """
         import signal
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
@@ -224,7 +253,10 @@ def test_uninterruptible_loop_is_killed_at_wall_time(scratch):
                 pass
             except BaseException:
                 pass
-    """, scratch, Limits(wall_seconds=1.5))
+    """,
+        scratch,
+        Limits(wall_seconds=1.5),
+    )
     elapsed = time.monotonic() - start
     assert result.timed_out
     assert result.returncode is None
@@ -235,12 +267,16 @@ def test_uninterruptible_loop_is_killed_at_wall_time(scratch):
 def test_output_is_capped_and_not_buffered(scratch):
     tracemalloc.start()
     try:
-        result = py("""
+        result = py(
+            """
             import sys
             block = "x" * 1024**2
             for _ in range(50):
                 sys.stdout.write(block)
-        """, scratch, Limits(output_bytes=1024**2))
+        """,
+            scratch,
+            Limits(output_bytes=1024**2),
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -252,7 +288,8 @@ def test_output_is_capped_and_not_buffered(scratch):
 
 def test_background_processes_do_not_outlive_run(scratch):
     token = f"{time.time_ns() % 10**6}.5"
-    result = py(f"""
+    result = py(
+        f"""
         import os, subprocess
         p = subprocess.Popen(["sleep", "1{token}"], start_new_session=True)
         subprocess.run(["sh", "-c", "setsid sleep 2{token} > /dev/null 2>&1 &"])
@@ -263,15 +300,17 @@ def test_background_processes_do_not_outlive_run(scratch):
             os._exit(0)
         os.wait()
         print("started", p.poll() is None, flush=True)
-    """, scratch)
+    """,
+        scratch,
+    )
     assert result.stdout.strip() == "started True", result.stderr
     for prefix in "123":
         assert alive(f"sleep {prefix}{token}") == []
 
 
-@pytest.mark.parametrize(("code", "expected"), [("import sys; sys.exit(3)", 3),
-                                                ("import os; os._exit(7)", 7)],
-                         ids=["sys.exit", "os._exit"])
+@pytest.mark.parametrize(
+    ("code", "expected"), [("import sys; sys.exit(3)", 3), ("import os; os._exit(7)", 7)], ids=["sys.exit", "os._exit"]
+)
 def test_exit_code_is_reported(scratch, code, expected):
     result = py(code, scratch)
     assert result.returncode == expected
@@ -289,8 +328,13 @@ def execute(cells: list[str], scratch: Path, **kw) -> nbformat.NotebookNode:
     nb = new_notebook(cells=[new_code_cell(src) for src in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     kw.setdefault("timeout", 20)
-    client = NotebookClient(nb, kernel_manager_class=SandboxedKernelManager, allow_errors=True,
-                            resources={"metadata": {"path": str(scratch)}}, **kw)
+    client = NotebookClient(
+        nb,
+        kernel_manager_class=SandboxedKernelManager,
+        allow_errors=True,
+        resources={"metadata": {"path": str(scratch)}},
+        **kw,
+    )
     client.execute()
     return nb
 
@@ -301,13 +345,17 @@ def test_kernel_runs_sandboxed_and_leaves_nothing_behind(scratch, tcp_server):
     token = f"{time.time_ns() % 10**6}.25"
     dirs_before = kernel_dirs()
     config = Config({"SandboxedKernelManager": {"extra_env": {"GRADER_MARK": "on"}}})
-    nb = execute([
-        "import os; print(1 + 1, os.environ['GRADER_MARK'])",
-        f"open({str(REPO / 'pyproject.toml')!r}).read()",
-        f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)",
-        f"import subprocess; subprocess.Popen(['sleep', '{token}'], start_new_session=True)",
-        "open('written.txt', 'w').write('kernel')",
-    ], scratch, config=config)
+    nb = execute(
+        [
+            "import os; print(1 + 1, os.environ['GRADER_MARK'])",
+            f"open({str(REPO / 'pyproject.toml')!r}).read()",
+            f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)",
+            f"import subprocess; subprocess.Popen(['sleep', '{token}'], start_new_session=True)",
+            "open('written.txt', 'w').write('kernel')",
+        ],
+        scratch,
+        config=config,
+    )
     first, opened, connected, _, _ = nb.cells
     assert first.outputs[0]["text"] == "2 on\n"
     assert opened.outputs[0]["output_type"] == "error"
@@ -322,8 +370,7 @@ def test_kernel_runs_sandboxed_and_leaves_nothing_behind(scratch, tcp_server):
 
 @pytest.mark.slow
 def test_kernel_interrupt_on_timeout_keeps_the_kernel(scratch):
-    nb = execute(["import time; time.sleep(60)", "print('still alive')"], scratch,
-                 interrupt_on_timeout=True, timeout=2)
+    nb = execute(["import time; time.sleep(60)", "print('still alive')"], scratch, interrupt_on_timeout=True, timeout=2)
     assert nb.cells[1].outputs[0]["text"] == "still alive\n"
 
 

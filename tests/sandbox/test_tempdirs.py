@@ -1,4 +1,5 @@
 """The grader's run folder: one per process even when threads ask for it at once, gone at exit."""
+
 import subprocess
 import sys
 import textwrap
@@ -25,11 +26,17 @@ RACE = textwrap.dedent("""
 
 
 def test_threads_share_one_run_folder_and_exit_quietly(tmp_path):
-    result = subprocess.run([sys.executable, "-c", RACE], cwd=ROOT, capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", RACE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1", "each thread made a run folder of its own"
-    assert result.stderr == "", result.stderr            # no "Exception ignored in atexit callback"
+    assert result.stderr == "", result.stderr  # no "Exception ignored in atexit callback"
     assert list(tmp_path.iterdir()) == [], "the run folder outlived its process"
 
 
@@ -49,8 +56,14 @@ FORK = textwrap.dedent("""
 
 
 def test_a_forked_child_removes_only_its_own_run_folder(tmp_path):
-    result = subprocess.run([sys.executable, "-c", FORK], cwd=ROOT, capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", FORK],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     child_folder, parent_state = result.stdout.splitlines()
     assert child_folder.startswith(str(tmp_path))

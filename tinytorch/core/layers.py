@@ -1,4 +1,5 @@
 """Just enough of modules 03-04 (layers, losses) for module 07's training example."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,7 @@ class Linear:
 
     def __init__(self, in_features: int, out_features: int, rng: np.random.Generator):
         scale = np.sqrt(2.0 / (in_features + out_features))
-        self.weight = Tensor(rng.normal(0.0, scale, (in_features, out_features)).astype(np.float32),
-                             requires_grad=True)
+        self.weight = Tensor(rng.normal(0.0, scale, (in_features, out_features)).astype(np.float32), requires_grad=True)
         self.bias = Tensor(np.zeros(out_features, dtype=np.float32), requires_grad=True)
 
     def __call__(self, x: Tensor) -> Tensor:

@@ -5,6 +5,7 @@ autograd) so that module 07 runs on its own. It supports exactly what the
 optimizer module's integration example needs: matmul, broadcasting add and
 multiply, subtraction, power, mean/sum, tanh and relu.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +47,7 @@ class Tensor:
         self._backward = None
 
     # -- construction helpers -------------------------------------------------
-    def _child(self, data, parents, backward) -> "Tensor":
+    def _child(self, data, parents, backward) -> Tensor:
         out = Tensor(data, dtype=data.dtype)
         if any(p.requires_grad for p in parents):
             out.requires_grad = True
@@ -55,7 +56,7 @@ class Tensor:
         return out
 
     @staticmethod
-    def _lift(other) -> "Tensor":
+    def _lift(other) -> Tensor:
         return other if isinstance(other, Tensor) else Tensor(other)
 
     @property
@@ -81,7 +82,7 @@ class Tensor:
         return f"Tensor({self.data!r}{flag})"
 
     # -- operations ------------------------------------------------------------
-    def __add__(self, other) -> "Tensor":
+    def __add__(self, other) -> Tensor:
         other = self._lift(other)
 
         def backward(g):
@@ -91,33 +92,32 @@ class Tensor:
 
     __radd__ = __add__
 
-    def __mul__(self, other) -> "Tensor":
+    def __mul__(self, other) -> Tensor:
         other = self._lift(other)
 
         def backward(g):
-            return (_unbroadcast(g * other.data, self.shape),
-                    _unbroadcast(g * self.data, other.shape))
+            return (_unbroadcast(g * other.data, self.shape), _unbroadcast(g * self.data, other.shape))
 
         return self._child(self.data * other.data, (self, other), backward)
 
     __rmul__ = __mul__
 
-    def __neg__(self) -> "Tensor":
+    def __neg__(self) -> Tensor:
         return self * -1.0
 
-    def __sub__(self, other) -> "Tensor":
+    def __sub__(self, other) -> Tensor:
         return self + (-self._lift(other))
 
-    def __rsub__(self, other) -> "Tensor":
+    def __rsub__(self, other) -> Tensor:
         return self._lift(other) + (-self)
 
-    def __pow__(self, exponent: float) -> "Tensor":
+    def __pow__(self, exponent: float) -> Tensor:
         def backward(g):
             return (g * exponent * self.data ** (exponent - 1),)
 
-        return self._child(self.data ** exponent, (self,), backward)
+        return self._child(self.data**exponent, (self,), backward)
 
-    def __matmul__(self, other) -> "Tensor":
+    def __matmul__(self, other) -> Tensor:
         other = self._lift(other)
 
         def backward(g):
@@ -125,16 +125,16 @@ class Tensor:
 
         return self._child(self.data @ other.data, (self, other), backward)
 
-    def sum(self) -> "Tensor":
+    def sum(self) -> Tensor:
         def backward(g):
             return (np.broadcast_to(g, self.shape).astype(self.dtype),)
 
         return self._child(np.asarray(self.data.sum(), dtype=self.dtype), (self,), backward)
 
-    def mean(self) -> "Tensor":
+    def mean(self) -> Tensor:
         return self.sum() * (1.0 / self.size)
 
-    def tanh(self) -> "Tensor":
+    def tanh(self) -> Tensor:
         out = np.tanh(self.data)
 
         def backward(g):
@@ -142,7 +142,7 @@ class Tensor:
 
         return self._child(out, (self,), backward)
 
-    def relu(self) -> "Tensor":
+    def relu(self) -> Tensor:
         def backward(g):
             return (g * (self.data > 0),)
 
