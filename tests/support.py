@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 
 from tinytorch.export import without_markers
+from tools import generate, sample_class
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTRUCTOR_NB = ROOT / "source/07_optimizers/optimizers.ipynb"
@@ -108,3 +109,17 @@ class Listener:
         self.running = False
         self.thread.join()
         self.sock.close()
+
+
+PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # a shell where nobody activated the venv
+# The README's zip_collect pattern (tests/authoring/test_readme.py checks it is the README's, verbatim).
+LMS_PATTERN = r".+/(?P<student_id>[^_/]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"
+# One correct student, one with a catalogued misconception (a sample-class case).
+SOLUTIONS = {"alice": "correct-reference", "bob": "bug-betas-swapped"}
+
+
+def solve(notebook: Path, case: str) -> None:
+    """Answer every exercise as the sample-class case CASE does (reference code, or a catalogued bug)."""
+    edits = next(edits for name, edits, *_ in sample_class.cases() if name == case)
+    source = nbformat.read(ROOT / generate.INSTRUCTOR, as_version=4)
+    nbformat.write(sample_class.fill(nbformat.read(notebook, as_version=4), source, edits), notebook)

@@ -5,7 +5,7 @@ Two jobs, kept out of conf.py so tests can import them without Sphinx:
 * launch links (Binder, "read the notebook") are derived from ONE repository URL,
   ``BOOK_REPO_URL`` (and ``BOOK_REPO_BRANCH``): the *student* repository that
   ``make student-dist`` writes, never this course repository, so every link names
-  a file of the student release (tests/test_book.py checks each one);
+  a file of the student release (tests/authoring/test_book.py checks each one);
 * mermaid and MathJax come from ``node_modules`` (installed by ``npm ci`` from
   package-lock.json) and are copied into the build's ``_static/vendor`` with
   their licences, so a built page never asks a CDN for anything. Both load as

@@ -20,20 +20,15 @@ import sys
 import zipfile
 from pathlib import Path
 
-import nbformat
 import pytest
+from support import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
 
-from tools import generate, leaks, sample_class, student_dist
+from tools import generate, leaks, student_dist
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ASSIGNMENT, COURSE_ID = "07_optimizers", "tinytorch-07"
 RELEASED = Path("modules") / ASSIGNMENT / "optimizers.ipynb"
-PLAIN_PATH = "/usr/local/bin:/usr/bin:/bin"  # a shell where nobody activated the venv
-# The README's zip_collect pattern (tests/test_readme.py checks it is the README's, verbatim).
-LMS_PATTERN = r".+/(?P<student_id>[^_/]+)_attempt_(?P<timestamp>[0-9-]+)_(?P<file_id>optimizers\.ipynb)$"
-# One correct student, one with a catalogued misconception (a sample-class case).
-SOLUTIONS = {"alice": "correct-reference", "bob": "bug-betas-swapped"}
 pytestmark = pytest.mark.slow
 
 
@@ -66,13 +61,6 @@ def instructor_env(course: Path, exchange: Path | None = None) -> dict:
     if exchange:
         env["NBGRADER_EXCHANGE_ROOT"] = str(exchange)
     return env
-
-
-def solve(notebook: Path, case: str) -> None:
-    """Answer every exercise as the sample-class case CASE does (reference code, or a catalogued bug)."""
-    edits = next(edits for name, edits, *_ in sample_class.cases() if name == case)
-    source = nbformat.read(ROOT / generate.INSTRUCTOR, as_version=4)
-    nbformat.write(sample_class.fill(nbformat.read(notebook, as_version=4), source, edits), notebook)
 
 
 def grades(course: Path, env: dict) -> dict:

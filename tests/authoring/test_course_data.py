@@ -4,7 +4,7 @@ This repository is the instructor's nbgrader course: ``submitted/``, ``autograde
 ``feedback/``, ``gradebook.db`` (with people's manual grades and comments), ``grades.csv``,
 ``reports/``, ``exchange/`` and ``downloaded/`` are data no tool may lose. ``make demo`` grades
 its sample class in ``demo/``; ``make clean`` removes build outputs only. The expensive
-``make demo`` check runs once, in tests/test_readme.py's fresh clone, with ``snapshot`` and
+``make demo`` check runs once, in tests/authoring/test_readme.py's fresh clone, with ``snapshot`` and
 ``plant_course_data`` from here.
 """
 
@@ -100,7 +100,7 @@ def gradebook_with_manual_grade(root: Path) -> None:
 
 
 def clone(dest: Path) -> Path:
-    """A fresh clone of the committed tree (as tests/test_readme.py makes one)."""
+    """A fresh clone of the committed tree (as tests/authoring/test_readme.py makes one)."""
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(dest)], check=True, capture_output=True)
     os.utime(dest / "pyproject.toml", (0, 0))  # the shared venv is up to date: `make env` does nothing
     return dest

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_collection import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
+from support import LMS_PATTERN, PLAIN_PATH, SOLUTIONS, solve
 from test_course_data import add_manual_grade, plant_course_data, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,27 +34,27 @@ STARTS = (
 )
 # README command (a regular expression matching its start) -> the test that runs it.
 EXERCISED = {
-    r"make demo": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
-    r"make clean": "tests/test_course_data.py::test_make_clean_removes_build_outputs_and_never_course_data",
+    r"make demo": "tests/authoring/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make clean": "tests/authoring/test_course_data.py::test_make_clean_removes_build_outputs_and_never_course_data",
     r"make test": ".ci/run",  # the suite itself, as CI runs it
-    r"make env": "tests/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
-    r"make instructor-env": "tests/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
-    r"\.venv/bin/jupyter lab": "tests/test_jupyterlab_journey.py::test_student_journey_in_jupyterlab",
-    r"make student-dist": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
-    r"make (autograde|feedback|grades)": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
-    r"make generate": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
-    r"make reference": "tests/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
-    r"make report": "tests/test_report.py::test_report_shows_scores_checks_misconceptions_and_errors",
-    r"make book": "tests/test_book.py::test_build_passes_with_warnings_as_errors",
+    r"make env": "tests/authoring/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
+    r"make instructor-env": "tests/authoring/test_readme.py::test_make_env_is_students_jupyterlab_and_instructor_env_adds_the_tools",
+    r"\.venv/bin/jupyter lab": "tests/authoring/test_jupyterlab_journey.py::test_student_journey_in_jupyterlab",
+    r"make student-dist": "tests/authoring/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make (autograde|feedback|grades)": "tests/authoring/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make generate": "tests/authoring/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make reference": "tests/authoring/test_readme.py::test_make_targets_from_a_plain_shell_in_a_fresh_clone",
+    r"make report": "tests/pages/test_report.py::test_report_shows_scores_checks_misconceptions_and_errors",
+    r"make book": "tests/authoring/test_book.py::test_build_passes_with_warnings_as_errors",
     r"make bench": "bench/__main__.py",
-    r"python -m tinytorch\.export": "tests/test_student_dist.py::test_student_export_in_the_dist",
-    r"nbgrader (fetch_assignment|submit) ": "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
-    r"NBGRADER_EXCHANGE_ROOT=\S+ JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader release_assignment": "tests/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
-    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader zip_collect": "tests/test_collection.py::test_zip_collect_of_an_lms_download_then_autograde",
-    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader <command>": "tests/test_readme.py::test_nbgrader_from_a_plain_shell_finds_its_tools",
+    r"python -m tinytorch\.export": "tests/authoring/test_student_dist.py::test_student_export_in_the_dist",
+    r"nbgrader (fetch_assignment|submit) ": "tests/arrival/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
+    r"NBGRADER_EXCHANGE_ROOT=\S+ JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader release_assignment": "tests/arrival/test_collection.py::test_exchange_release_fetch_submit_collect_autograde_feedback_export",
+    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader zip_collect": "tests/arrival/test_collection.py::test_zip_collect_of_an_lms_download_then_autograde",
+    r"JUPYTER_CONFIG_PATH=autograder \.venv/bin/nbgrader <command>": "tests/authoring/test_readme.py::test_nbgrader_from_a_plain_shell_finds_its_tools",
     r"AUTOGRADER_DB_URL=\S+ \.venv/bin/python -m autograder course-autograde": "tests/batch/test_scale.py",
-    r"\.venv/bin/python -m autograder grade": "tests/test_autograde_e2e.py",
-    r"nbgrader autograde$": "tests/test_nbgrader_cli.py::test_plain_nbgrader_autograde_records_the_trusted_scores",
+    r"\.venv/bin/python -m autograder grade": "tests/pipeline/test_autograde_e2e.py",
+    r"nbgrader autograde$": "tests/pipeline/test_nbgrader_cli.py::test_plain_nbgrader_autograde_records_the_trusted_scores",
 }
 
 

@@ -66,7 +66,7 @@ def test_a_helper_cell_used_by_zero_grad_gets_full_marks(notebooks):
 
 
 def test_an_added_cell_that_ran_past_the_cap_runs_only_its_definitions():
-    """The fallback for a demo in an added cell (tests/test_fairness.py: after the watchdog stopped it)."""
+    """The fallback for a demo in an added cell (tests/judge/test_fairness.py: after the watchdog stopped it)."""
     code = (
         "%matplotlib inline\n!ls\nimport math\nLIMIT = 3\n"
         "def helper():\n    return LIMIT\n"
