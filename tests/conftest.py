@@ -33,7 +33,12 @@ SMALL_CLASS = (
 WRITTEN_STUDENT = "written-answers"  # correct-reference, plus an answer in every written cell
 SAMPLE_CLASS_COMMAND = [sys.executable, "-m", "tools.sample_class"]
 # What the sample class's attacks aim at: instructor notebooks, the reference build and data, the gradebook.
-PROTECTED = (ROOT / "source", ROOT / "tinytorch", ROOT / "autograder" / "reference", ROOT / "gradebook.db")
+PROTECTED = (
+    ROOT / "source",
+    ROOT / "tinytorch",
+    ROOT / "content" / "m07_optimizers" / "reference",
+    ROOT / "gradebook.db",
+)
 
 
 # ----------------------------------------------------------------------------- the sample class
