@@ -34,8 +34,20 @@ CREATE_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXE
 INSTRUCTOR_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
+def printable(text: str) -> str:
+    """``text`` with every character a terminal or a log viewer would act on escaped (``\\x1b``, ``\\u202e``).
+
+    Messages name files the student named; printed raw, an escape sequence in a name could clear
+    the instructor's terminal or forge a summary line.
+    """
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 class Refused(ValueError):
-    """Student-controlled input that must not arrive; the message says what and why."""
+    """Student-controlled input that must not arrive; the message says what and why (printable only)."""
+
+    def __init__(self, message: str):
+        super().__init__(printable(message))
 
 
 def student_id_problem(student_id) -> str | None:
@@ -167,15 +179,16 @@ def _copy_dir(src_fd, dest_fd, shown, budget, skip, dir_mode, file_mode) -> None
 
 
 def tree_problem(folder: str) -> str | None:
-    """Why ``folder`` is not a plain folder of regular files (a link anywhere), or None."""
+    """Why ``folder`` is not a plain folder of regular files (a link anywhere), or None (printable only)."""
     try:
         fd = os.open(folder, OPEN_DIR)
     except OSError as err:
-        return f"{folder} is a link or not a folder ({err.strerror})"
+        return printable(f"{folder} is a link or not a folder ({err.strerror})")
     try:
-        return _scan(fd, folder)
+        problem = _scan(fd, folder)
     finally:
         os.close(fd)
+    return problem and printable(problem)
 
 
 def _scan(dir_fd: int, shown: str) -> str | None:

@@ -14,7 +14,15 @@ from nbgrader import utils
 import tinytorch
 from tinytorch.export import cell_code, export_cells
 
-from .files import Refused, instructor_secrets, instructor_text, read_regular, student_id_problem, tree_problem
+from .files import (
+    Refused,
+    instructor_secrets,
+    instructor_text,
+    printable,
+    read_regular,
+    student_id_problem,
+    tree_problem,
+)
 
 COMPONENT_CALL = re.compile(r"""assert_component\(\s*["'](\w+)["']""")
 PACKAGE = Path(tinytorch.__file__).resolve().parent
@@ -286,5 +294,5 @@ def arrival_problem(student_dir: Path, assignment: str, source_nb) -> str | None
         except NotANotebook:
             continue
         if problem:
-            return f"{path.name}: {problem}"
+            return printable(f"{path.name}: {problem}")
     return problem

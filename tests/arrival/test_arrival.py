@@ -492,3 +492,26 @@ def test_a_helper_file_submitted_beside_the_notebook_is_graded_as_the_kernel_ran
     assert {c: v["score"] for c, v in components.items()} == {c: v["max_score"] for c, v in components.items()}, (
         graded.metadata["autograder"]["tests"]
     )
+
+
+def test_messages_never_carry_a_file_names_control_characters(tmp_path):
+    """A name with terminal escapes (clear screen, retitle, a forged summary) is shown escaped (red team)."""
+    from autograder.arrival.files import tree_problem
+    from autograder.arrival.notebook import arrival_problem
+
+    hostile = "\x1b[2J\x1b[3J\x1b[H\x1b]0;x\x1b\\graded 41 of 41\x1b[8m\u202e"
+    folder = tmp_path / "eve"
+    (folder / ASSIGNMENT).mkdir(parents=True)
+    os.mkfifo(folder / ASSIGNMENT / f"{hostile}.ipynb")
+    messages = [tree_problem(str(folder))]
+    with pytest.raises(Refused) as refused:
+        copy_regular_tree(str(folder), str(tmp_path / "copy"), Budget(MIB, 10))
+    messages.append(str(refused.value))
+    (folder / ASSIGNMENT / f"{hostile}.ipynb").unlink()
+    source = nbformat.read(SOURCE, as_version=4)
+    carrying = nbformat.v4.new_notebook(cells=[c for c in source.cells])  # the instructor's own text
+    nbformat.write(carrying, folder / ASSIGNMENT / f"{hostile}.ipynb")
+    messages.append(arrival_problem(folder, ASSIGNMENT, source))
+    for message in messages:
+        assert message and "\\x1b[2J" in message, message
+        assert all(ch.isprintable() for ch in message), repr(message)
