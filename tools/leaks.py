@@ -123,7 +123,8 @@ def secret_material(root: Path = ROOT) -> dict:
         if rel in SHIPPED or path.suffix == ".pyc":
             continue
         raw = path.read_bytes()
-        data["hashes"][hashlib.sha256(raw).hexdigest()] = rel
+        if raw.strip():  # an empty file (a bare __init__.py) carries nothing to leak
+            data["hashes"][hashlib.sha256(raw).hexdigest()] = rel
         try:
             data["lines"] += _distinctive(_strip_lines(raw.decode("utf-8")), public)
         except UnicodeDecodeError:  # binary reference data: sample its payload

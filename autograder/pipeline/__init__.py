@@ -1,0 +1,1 @@
+"""nbgrader glue: one preprocessor a file, configured in ``autograder/nbgrader_config.py``."""

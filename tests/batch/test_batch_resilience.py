@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sandbox.bwrap_available()
 TOKEN = "victim-5f3a9c"
 # Sleeps only in the hidden-check probe (its folder holds cells.json), so the worker is busy with it for a while.
 SLOW_PROBE = f"import os, time  # {TOKEN}\nif os.path.exists('cells.json'):\n    time.sleep(60)\n"
+# Hangs in the notebook's kernel only (its cell cap is 60 s), so the worker outlives any wall time under that.
+SLOW_KERNEL = f"import os, time  # {TOKEN}\nif not os.path.exists('cells.json'):\n    time.sleep(60)\n"
 
 
 def submission(folder: Path, name: str, prefix: str) -> Path:
@@ -143,7 +145,7 @@ def test_nothing_is_left_in_the_temp_directory(batch):
 
 
 def test_a_hung_worker_is_killed_at_its_wall_time(tmp_path):
-    victim = submission(tmp_path, "hung", SLOW_PROBE)
+    victim = submission(tmp_path, "hung", SLOW_KERNEL)
     start = time.monotonic()
     [entry] = grade.grade_many([str(victim)], course.assignment(), jobs=1, progress=False, worker_seconds=15)
     assert entry["error"] == "grading worker exceeded its 15 s wall time and was killed"

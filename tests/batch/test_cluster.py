@@ -142,7 +142,7 @@ def test_a_worker_killed_mid_notebook_costs_nothing(sample_class, tmp_path):
 
 
 def make_run_folder():
-    from autograder import tempdirs
+    from autograder.sandbox import tempdirs
 
     return tempdirs.run_dir().name
 

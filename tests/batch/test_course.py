@@ -41,7 +41,7 @@ def test_a_course_is_set_up_once_then_copied(tmp_path, monkeypatch):
     def no_second_set_up(*args):
         raise AssertionError("set up again")
 
-    monkeypatch.setattr(course, "_build_template", no_second_set_up)
+    monkeypatch.setattr(template, "_build_template", no_second_set_up)
     second = template.make_template(tmp_path / "b", work)
     assert sorted(p.relative_to(second) for p in second.rglob("*")) == sorted(
         p.relative_to(first) for p in first.rglob("*")

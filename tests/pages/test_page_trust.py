@@ -35,7 +35,7 @@ def sanitized(nb):
     return SanitizeSubmission().preprocess(copy.deepcopy(nb), {})[0]
 
 
-def fake_results(source, nb, components, files=None):
+def fake_results(source, nb, components, files=None, module=None):
     """Stands in for the sandboxed probes: every component fails one check (no sandbox needed here)."""
     return {c: [CheckResult(f"{c.lower()}-check", c, 0.0, 5, None, "first difference at step 2")] for c in components}
 
