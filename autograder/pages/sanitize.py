@@ -22,155 +22,29 @@ feedback or the formgrader renders it (see nbgrader_config.py).
 
 from __future__ import annotations
 
-import hashlib
-import html
 import re
-from functools import partial
 
-import nh3
-from nbconvert.filters.markdown_mistune import InvalidNotebook, MarkdownWithMath
 from nbformat.corpus.words import generate_corpus_id
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
+from .clean_html import RASTER_TYPES, clean_html, own_html, own_outputs, page_digest
+from .clean_markdown import clean_markdown
 from .render import (
-    BLOCK_END,
-    BLOCK_START,
-    MARKDOWN_CHARS,
-    MARKDOWN_LINES,
     PAGE_MARKDOWN_CHARS,
     Allowance,
-    is_stored_block,
-    render_markdown,
-    within,
 )
 
-RASTER_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 CLEANED_TYPES = frozenset({"text/html", "image/svg+xml", "text/markdown"})
 # text/latex is printed escaped by the templates (then typeset by MathJax); text/plain is escaped.
 KEPT_MIME_TYPES = frozenset({"text/plain", "text/latex"}) | RASTER_TYPES | CLEANED_TYPES
 KEPT_CELL_METADATA = frozenset({"nbgrader", "tags", "deletable", "editable", "trusted", "alt"})  # alt: figure text
 KEPT_NOTEBOOK_METADATA = frozenset({"kernelspec", "language_info", "nbgrader", "autograder"})
 
-SVG_TAGS = {
-    "svg",
-    "g",
-    "path",
-    "circle",
-    "ellipse",
-    "line",
-    "polyline",
-    "polygon",
-    "rect",
-    "text",
-    "tspan",
-    "title",
-    "desc",
-    "defs",
-    "use",
-    "symbol",
-    "clippath",
-    "lineargradient",
-    "radialgradient",
-    "stop",
-    "marker",
-    "pattern",
-    "mask",
-}
-HTML_TAGS = (set(nh3.ALLOWED_TAGS) - {"area", "map"}) | {"sub", "sup", "hr", "br", "img", "span", "div"}
-TAGS = HTML_TAGS | SVG_TAGS
-GENERIC_ATTRIBUTES = {"class", "title", "style", "id", "align", "colspan", "rowspan", "width", "height"}
-SVG_ATTRIBUTES = {
-    "viewbox",
-    "viewBox",
-    "xmlns",
-    "version",
-    "d",
-    "x",
-    "y",
-    "x1",
-    "x2",
-    "y1",
-    "y2",
-    "cx",
-    "cy",
-    "r",
-    "rx",
-    "ry",
-    "dx",
-    "dy",
-    "points",
-    "transform",
-    "fill",
-    "fill-opacity",
-    "fill-rule",
-    "stroke",
-    "stroke-width",
-    "stroke-linecap",
-    "stroke-linejoin",
-    "stroke-dasharray",
-    "stroke-opacity",
-    "opacity",
-    "offset",
-    "stop-color",
-    "stop-opacity",
-    "clip-path",
-    "font-size",
-    "font-family",
-    "font-weight",
-    "text-anchor",
-    "dominant-baseline",
-    "preserveaspectratio",
-    "preserveAspectRatio",
-    "gradientunits",
-    "href",
-    "xlink:href",
-    "markerwidth",
-    "markerheight",
-    "refx",
-    "refy",
-    "orient",
-}
-# Layout-neutral properties only: no position, z-index, display, or anything that can lay a
-# fake page over the formgrader; values with url() or CSS escapes are dropped whole (below).
-# No background, border or padding either: with them a student rebuilds every rule of
-# feedback.css and draws a look-alike of the grader's report next to the real one.
-STYLE_PROPERTIES = {
-    "color",
-    "font-weight",
-    "font-style",
-    "font-size",
-    "font-family",
-    "text-align",
-    "text-decoration",
-    "vertical-align",
-    "white-space",
-    "margin-left",
-    "margin-right",
-    "border-collapse",
-    "fill",
-    "fill-opacity",
-    "stroke",
-    "stroke-width",
-    "stroke-linecap",
-    "stroke-linejoin",
-    "stroke-opacity",
-    "stroke-dasharray",
-    "opacity",
-    "text-anchor",
-}
-URL_ATTRIBUTES = {"href", "src", "xlink:href", "cite", "action", "formaction", "background", "poster", "data"}
-LINK_SCHEMES = {"http", "https", "mailto"}
-# Classes the page's own CSS gives meaning to (bootstrap's "modal", "fixed-top", ...) could
-# dress student HTML as grader UI; only code highlighting passes. Our report's autograder-*
-# classes pass only in the grader's own outputs (``own_outputs`` below), never in a student's.
-CLASS_TOKEN = re.compile(r"highlight|anchor-link|[a-z]{1,3}[0-9]?")
-OWN_CLASS_TOKEN = re.compile(rf"autograder-[A-Za-z0-9_-]+|{CLASS_TOKEN.pattern}")
 # Text a page escapes (streams, tracebacks, text/plain, text/latex) is cut beyond this many
 # characters: nbconvert's ANSI colouring and the page's HTML parser cost ~7 us a character.
 OUTPUT_CHARS = 100_000
-DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
 # The templates put some metadata into attributes unescaped or space-split: tags become
 # class="celltag_<tag>", a cell id becomes id="cell-id=<id>", the language becomes
 # class="highlight hl-<lexer>", a grade id becomes id=/href=/name=. Each must be one token
@@ -187,182 +61,6 @@ LANGUAGE_INFO_FIELDS = {
     "mimetype": re.compile(r"[a-z]{1,16}/[A-Za-z0-9.+-]{1,64}"),
 }
 KERNELSPEC_FIELDS = {"name": TOKEN, "language": TOKEN, "display_name": re.compile(r"[\w .()+-]{1,64}")}
-
-
-SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-
-
-def _safe_url(value: str, *, image: bool = False) -> bool:
-    """http(s)/mailto, relative to the page's own host, or (for images) an inline raster.
-
-    Judged as the WHATWG URL parser reads it against an http(s) page: tabs and newlines
-    anywhere and C0 controls/spaces at the ends are dropped (we drop every control and
-    space: stricter), then a relative URL that starts with two slashes, ``/`` and ``\\``
-    alike (a backslash is a slash in special schemes), names another host: refused.
-    Percent-encoded slashes are no slashes to the parser (``/%2F/x`` stays on the host).
-    """
-    squeezed = re.sub(r"[\x00-\x20\x7f]+", "", html.unescape(value))
-    if image and DATA_IMAGE.fullmatch(value.strip()):
-        return True
-    scheme = SCHEME.match(squeezed)
-    if scheme:
-        return scheme.group(1).lower() in LINK_SCHEMES
-    return not (len(squeezed) >= 2 and squeezed[0] in "/\\" and squeezed[1] in "/\\")
-
-
-def _attribute_filter(tag: str, attribute: str, value: str, *, classes: re.Pattern = CLASS_TOKEN) -> str | None:
-    if attribute in URL_ATTRIBUTES:
-        if tag == "use":  # only references inside the same SVG
-            return value if value.startswith("#") else None
-        return value if _safe_url(value, image=(tag == "img" and attribute == "src")) else None
-    if attribute == "class":
-        kept = [token for token in value.split() if classes.fullmatch(token)]
-        return " ".join(kept) or None
-    if attribute == "style" and ("url" in value.lower() or "\\" in value or "expression" in value.lower()):
-        return None
-    return value
-
-
-def _cleaner(classes: re.Pattern) -> nh3.Cleaner:
-    return nh3.Cleaner(
-        tags=TAGS,
-        clean_content_tags={"script", "style"},
-        attributes={
-            "*": GENERIC_ATTRIBUTES | SVG_ATTRIBUTES,
-            "a": {"href"},
-            "img": {"src", "alt"},
-            "th": {"scope"},
-            "ol": {"start"},
-        },
-        attribute_filter=partial(_attribute_filter, classes=classes),
-        strip_comments=True,
-        link_rel="noopener noreferrer nofollow",
-        url_schemes=LINK_SCHEMES | {"data"},
-        filter_style_properties=STYLE_PROPERTIES,
-        id_prefix="user-",
-    )  # no clobbering of the page's own element ids
-
-
-CLEANER, OWN_CLEANER = _cleaner(CLASS_TOKEN), _cleaner(OWN_CLASS_TOKEN)
-
-
-def clean_html(text: str) -> str:
-    """HTML (or SVG) fragment → the same fragment with nothing active left (nh3 allowlist)."""
-    return CLEANER.clean(str(text))
-
-
-# -- the grader's own outputs -----------------------------------------------------------------
-# Only the report HiddenChecks writes may wear the report's classes. HiddenChecks records the
-# digest of each HTML it adds, per grade cell, in the notebook metadata it owns
-# (``autograder.own_outputs``: it replaces whatever a submission put there); an output keeps
-# autograder-* classes only if its cleaned HTML has one of its cell's digests. A student can
-# match a digest only by printing the grader's genuine report for that cell, unchanged.
-
-
-def own_html(text: str) -> str:
-    """The grader's own HTML, cleaned like any other but keeping the report's classes."""
-    return OWN_CLEANER.clean(str(text))
-
-
-def page_digest(text: str) -> str:
-    """What HiddenChecks records for an HTML output it adds (stable: cleaning is idempotent)."""
-    return hashlib.sha256(own_html(text).encode("utf-8")).hexdigest()
-
-
-def own_outputs(metadata) -> dict:
-    """{grade id: {digest}} from the notebook's ``autograder`` metadata; anything malformed is none."""
-    recorded = metadata.get("autograder") if isinstance(metadata, dict) else None
-    recorded = recorded.get("own_outputs") if isinstance(recorded, dict) else None
-    if not isinstance(recorded, dict):
-        return {}
-    return {
-        gid: frozenset(d for d in digests if isinstance(d, str))
-        for gid, digests in recorded.items()
-        if isinstance(gid, str) and isinstance(digests, list)
-    }
-
-
-# -- markdown ---------------------------------------------------------------------------------
-
-_PARSER = MarkdownWithMath(renderer=None)  # nbconvert's own grammar (math, tables, ...), as an AST
-
-
-def _needs_cleaning(tokens: list, attachments: dict) -> bool:
-    for token in tokens:
-        kind, attrs = token.get("type"), token.get("attrs") or {}
-        if kind in ("block_html", "inline_html"):
-            return True
-        if kind == "block_code" and str(attrs.get("info") or "").strip().lower().startswith("mermaid"):
-            return True  # nbconvert writes mermaid code into the page unescaped
-        if kind in ("link", "image"):
-            url = str(attrs.get("url", ""))
-            if kind == "image" and url.startswith("attachment:"):
-                if not RASTER_TYPES & set(attachments.get(url[len("attachment:") :], {})):
-                    return True
-            elif not _safe_url(url):
-                return True
-        if _needs_cleaning(token.get("children") or [], attachments):
-            return True
-    return False
-
-
-def _one_line(fragment: str) -> str:
-    return fragment.replace("\r", "").replace("\n", "&#10;")
-
-
-def _html_block(fragment: str) -> str:
-    """Cleaned HTML as one markdown HTML block: a single ``<div>`` line, newlines as ``&#10;``.
-
-    mistune takes such a line whole as raw HTML, so nothing inside is parsed as markdown again.
-    The wrapper's class is the sanitizer's, added after cleaning (student HTML keeps none).
-    """
-    return f"{BLOCK_START}{_one_line(clean_html(fragment))}{BLOCK_END}"
-
-
-def _is_one_clean_block(source: str) -> bool:
-    if not is_stored_block(source):
-        return False
-    inner = source[len(BLOCK_START) : -len(BLOCK_END)]
-    tokens = _PARSER.parse(source)[0]
-    return (
-        [t["type"] for t in tokens] == ["block_html"]
-        and tokens[0]["raw"].strip() == source
-        and _one_line(clean_html(inner)) == inner
-    )  # a balanced, clean fragment: no stray </div>
-
-
-def clean_markdown(source: str, attachments: dict | None = None, allowance: Allowance | None = None) -> str:
-    """Markdown that renders to nothing active through nbconvert's markdown renderer.
-
-    Ordinary markdown (headings, lists, code, $math$, tables, http(s) links) is returned
-    unchanged, and so is a cell this function wrote before. Otherwise the cell is rendered
-    with nbconvert's renderer, cleaned with nh3 and returned as one HTML block, which renders
-    the same; should even that not re-parse as that block, the source is shown as escaped text.
-    Beyond the size budget (per cell, and the page's ``allowance``) it is escaped text too.
-    """
-    attachments = {
-        name: {m: v for m, v in (data or {}).items() if m in RASTER_TYPES} for name, data in (attachments or {}).items()
-    }
-    source = str(source)
-    if _is_one_clean_block(source):
-        return source
-    if not within(source, MARKDOWN_CHARS, MARKDOWN_LINES) or (allowance and not allowance.take(len(source))):
-        return _html_block(f"<pre>{html.escape(source)}</pre>")
-    if not _needs_cleaning(_PARSER.parse(source)[0], attachments):
-        return source
-    # Attachments that are not raster images are gone; referring to one must not fail the render.
-    renderable = {
-        **{m.group(1): {"image/png": ""} for m in re.finditer(r"attachment:([^\s)\"'>]+)", source)},
-        **{name: data for name, data in attachments.items() if data},
-    }
-    try:
-        rendered = render_markdown(source, renderable, exclude_anchor_links=True)
-        block = _html_block(rendered)
-    except (InvalidNotebook, ValueError, RecursionError):
-        block = ""
-    if block and _is_one_clean_block(block):
-        return block
-    return _html_block(f"<pre>{html.escape(source)}</pre>")
 
 
 # -- the preprocessor -------------------------------------------------------------------------

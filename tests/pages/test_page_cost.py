@@ -20,8 +20,15 @@ import pytest
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from autograder.pages.render import CODE_CHARS, CODE_LINES, MARKDOWN_CHARS, PAGE_CODE_CHARS, PAGE_MARKDOWN_CHARS
-from autograder.pages.sanitize import OUTPUT_CHARS, SanitizeSubmission, is_stored_block
+from autograder.pages.render import (
+    CODE_CHARS,
+    CODE_LINES,
+    MARKDOWN_CHARS,
+    PAGE_CODE_CHARS,
+    PAGE_MARKDOWN_CHARS,
+    is_stored_block,
+)
+from autograder.pages.sanitize import OUTPUT_CHARS, SanitizeSubmission
 
 TOKEN_SPAN = re.compile(r'<span class="[a-z]{1,3}[0-9]?">')  # a Pygments token
 
