@@ -168,9 +168,16 @@ def main(argv=None) -> int:
     if not args.quick:
         lines += grading_section()
         lines += build_section()
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
+    (HERE / "results.md").write_text("\n".join(lines) + "\n" + kept_soak_section(HERE / "results.md"))
     print("\n".join(lines))
     return 0
+
+
+def kept_soak_section(results_md: Path) -> str:
+    """The soak's section of the last results (``--soak`` runs for hours, so ``make bench`` keeps it)."""
+    text = results_md.read_text() if results_md.exists() else ""
+    _, marker, rest = text.partition("## Soak (scale)")
+    return "\n" + marker + rest.partition("\n## ")[0].rstrip("\n") + "\n" if marker else ""
 
 
 def grading_section() -> list:
