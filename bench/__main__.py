@@ -187,7 +187,7 @@ def grading_section() -> list:
         serial = grading.hardened(paths, 1)
         parallel = grading.hardened(paths, 2)
         stock = grading.stock(paths)
-        parts = grading.breakdown(paths[0])
+        parts = grading.breakdown(next(p for p in paths if p.parts[-3].startswith("correct-")))
     n = len(paths)
     lines = [
         "## Grading throughput",
@@ -208,12 +208,15 @@ def grading_section() -> list:
             f"{r['sandboxed_rss'] / 2**20:.0f} MiB |"
         )
     ratio, speedup = serial["per_notebook"] / stock["per_notebook"], serial["seconds"] / parallel["seconds"]
+    probes = parts["hidden checks (4 sandboxed probes)"]
     lines += [
         "",
-        f"- hardened / stock per notebook: {ratio:.2f}x (target at most 1.3x: "
-        f"{'met' if ratio <= 1.3 else '**not met**'})",
-        f"- --jobs 2 speed-up over serial: {speedup:.2f}x (target at least 1.7x: "
-        f"{'met' if speedup >= 1.7 else '**not met**'})",
+        f"- hardened / stock per notebook: {ratio:.2f}x (target at most 0.5x: "
+        f"{'met' if ratio <= 0.5 else '**not met**'})",
+        f"- --jobs 2 speed-up over serial: {speedup:.2f}x (target at least 1.8x: "
+        f"{'met' if speedup >= 1.8 else '**not met**'})",
+        f"- hidden checks of one correct notebook (4 probes): {probes:.2f} s (target at most 1.5 s: "
+        f"{'met' if probes <= 1.5 else '**not met**'})",
         f"- serial and parallel scores identical: {serial['scores'] == parallel['scores']}",
         "",
         "Where one hardened grading's time goes (measured separately):",

@@ -114,12 +114,16 @@ def stock(paths: list) -> dict:
 
 def breakdown(path: Path) -> dict:
     """Where one hardened grading's time goes, measured piece by piece in this process."""
+    import copy
+
     import nbformat
     from jupyter_client.manager import KernelManager
+    from nbconvert import HTMLExporter
 
     from autograder import course, sandbox
     from autograder.batch import template
     from autograder.judge import hidden
+    from autograder.pipeline.execute import SandboxedExecute
 
     parts = {}
     start = time.perf_counter()
@@ -128,9 +132,16 @@ def breakdown(path: Path) -> dict:
     parts["course set-up (once per course, then a copy)"] = time.perf_counter() - start
     source = nbformat.read(ROOT / "source/07_optimizers/optimizers.ipynb", as_version=4)
     nb = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        executed, _ = SandboxedExecute(timeout=60).preprocess(copy.deepcopy(nb), {"metadata": {"path": tmp}})
+        parts["notebook cells in the sandboxed kernel (its start included)"] = time.perf_counter() - start
     start = time.perf_counter()
     hidden.run_hidden_checks(source, nb)
     parts["hidden checks (4 sandboxed probes)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    HTMLExporter(config=course.course_config(ROOT)).from_notebook_node(executed)
+    parts["feedback page (the course's HTML export: sanitize, bounded render)"] = time.perf_counter() - start
     for label, cls in (("kernel start, plain", KernelManager), ("kernel start, sandboxed", None)):
         if cls is None:
             import asyncio
