@@ -23,7 +23,7 @@ from .template import ensure_submission
 
 
 def arrivals(root: Path, assignment: str, source: Path) -> tuple:
-    """([students to grade], ["<folder>: why refused"]) of ``submitted/``, judged before any code runs."""
+    """([students to grade], [(folder, "<folder>: why refused")]) of ``submitted/``, judged before any code runs."""
     source_nb = nbformat.read(source, as_version=4)
     students, refused = [], []
     for folder in sorted((root / "submitted").iterdir()) if (root / "submitted").is_dir() else ():
@@ -31,10 +31,17 @@ def arrivals(root: Path, assignment: str, source: Path) -> tuple:
             continue  # another assignment's submission
         problem = arrival_problem(folder, assignment, source_nb)
         if problem:
-            refused.append(f"{folder.name!r}: {problem}")
+            refused.append((folder.name, f"{folder.name!r}: {problem}"))
         elif any((folder / assignment).glob("*.ipynb")):
             students.append(folder.name)
     return students, refused
+
+
+# A refused resubmission changes nothing in the gradebook: the instructor must know the old grade stands.
+STALE = (
+    "; the gradebook still holds this student's earlier automatic grade, and `make grades` exports it: "
+    "grade a fixed resubmission, or change the grade in the formgrader"
+)
 
 
 def autograde_student(root: str, assignment: str, student: str, db_url: str) -> tuple:
@@ -65,8 +72,6 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
 
     root = work.course
     students, refused = arrivals(root, work.name, work.source)
-    for line in refused:
-        print(f"not graded: {line}", file=sys.stderr)
     if not students and not refused:
         print(
             f"no submissions: expected submitted/<student>/{work.name}/{work.notebook}.ipynb "
@@ -76,6 +81,9 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
         return 1
     coursedir = api(root).coursedir
     db_url = coursedir.db_url
+    in_gradebook = resume.gradebook_submissions(db_url, coursedir.course_id, work.name)
+    for name, line in refused:
+        print(f"not graded: {line}{STALE if name in in_gradebook else ''}", file=sys.stderr)
     if (jobs > 1 or scheduler) and db_url.startswith("sqlite"):
         print(
             "SQLite cannot take concurrent graders: grading with one worker "
@@ -85,8 +93,7 @@ def autograde_course(work: Assignment, jobs: int = 1, scheduler: str | None = No
         jobs, scheduler = 1, None
     skipped = []
     if not force:
-        done = resume.gradebook_submissions(db_url, coursedir.course_id, work.name)
-        skipped = [s for s in students if resume.already_graded(root, work.name, [work.notebook], s, done)]
+        skipped = [s for s in students if resume.already_graded(root, work.name, [work.notebook], s, in_gradebook)]
     todo = [s for s in students if s not in skipped]
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:

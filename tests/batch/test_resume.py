@@ -223,3 +223,19 @@ def test_force_grades_everyone_again_and_keeps_manual_grades(sample_class, tmp_p
     assert "graded 1 of 1" in again.stdout and "skipped" not in again.stdout
     assert (course / "autograded/ann" / ASSIGNMENT / f"{NOTEBOOK}.ipynb").stat().st_mtime_ns > stamp
     assert gradebook(db_url) == before
+
+
+@pytest.mark.slow
+@needs_bwrap
+def test_a_refused_resubmission_says_the_earlier_grade_still_stands(sample_class, tmp_path):
+    """Refusal touches no gradebook row; the instructor is told the old grade is what export will show (red team)."""
+    course = make_course(tmp_path, sample_class, {"ann": "correct-reference", "bob": "correct-reference"})
+    db_url = f"sqlite:///{course / 'gradebook.db'}"
+    generate(course, db_url)
+    run(course, db_url)
+    carrying = course / "submitted/ann" / ASSIGNMENT / "extra.ipynb"
+    shutil.copy(ROOT / "source" / ASSIGNMENT / f"{NOTEBOOK}.ipynb", carrying)  # the instructor's hidden tests
+    again = run(course, db_url, "--force")
+    [ann] = [line for line in again.stderr.splitlines() if line.startswith("not graded: 'ann'")]
+    assert "earlier automatic grade" in ann and "make grades" in ann
+    assert "refused 1" in again.stdout and "graded 1 of 2" in again.stdout
