@@ -92,8 +92,3 @@ def api(course: Path, db_url: str | None = None):
 def db_url(course: Path) -> str:
     """Where ``course``'s gradebook lives (``AUTOGRADER_DB_URL``, else its gradebook.db)."""
     return api(course).coursedir.db_url
-
-
-def only_assignment(course: Path) -> str:
-    """The name of ``course``'s single assignment (a clear error when there are none or several)."""
-    return assignment(course).name
