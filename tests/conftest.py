@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from sharing import built_once, machine, session_root, used_alone
-from support import Listener, grade_json, tree_digest
+from support import CHROMIUM, CHROMIUM_ARGS, Listener, grade_json, tree_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "07_optimizers"
@@ -215,3 +215,13 @@ def pytest_runtest_protocol(item):
     """Each test holds the machine lock (tests/sharing.py): exclusively if it is marked ``alone``."""
     with machine(alone=item.get_closest_marker("alone") is not None):
         return (yield)
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for a test module's browser tests (Playwright driving Debian's chromium)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -38,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from support import STUDENT_SGD_CHECK, free_port, solution_source
+from support import CHROMIUM, CHROMIUM_ARGS, STUDENT_SGD_CHECK, free_port, solution_source
 
 from tools.binder_venv import binder_env
 
@@ -48,15 +48,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 INSTRUCTOR_NB = ROOT / "source" / "07_optimizers" / "optimizers.ipynb"
 STUDENT_NB = "modules/07_optimizers/optimizers.ipynb"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECOND = 1000  # Playwright counts milliseconds
 
 

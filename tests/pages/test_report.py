@@ -12,14 +12,6 @@ from conftest import ASSIGNMENT, ROOT, course_env
 
 pytestmark = pytest.mark.slow
 SCREENSHOT = ROOT / "artifacts" / "class-report.png"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PAYLOAD = '<img src=x onerror="document.title=\'pwned\'"><script>document.title="pwned"</script>'
 
 
@@ -44,15 +36,6 @@ def report(small_course, tmp_path_factory):
     return make_report(course)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
 def open_page(browser, html: Path):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     requests = []
@@ -65,9 +48,9 @@ def table(page, selector: str) -> list:
     return page.eval_on_selector_all(f"{selector} tr", "rows => rows.map(r => [...r.cells].map(c => c.innerText))")
 
 
-def test_report_shows_scores_checks_misconceptions_and_errors(report, browser):
+def test_report_shows_scores_checks_misconceptions_and_errors(report, chromium):
     html, _ = report
-    page, requests = open_page(browser, html)
+    page, requests = open_page(chromium, html)
     assert page.title() == f"Class report: {ASSIGNMENT}"
     assert [r for r in requests if not r.startswith(("file:", "data:"))] == []
     images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.naturalWidth])")
@@ -104,7 +87,7 @@ def test_csv_has_one_row_per_student(report):
     assert by_name["broken-corrupt-json"]["error"].startswith("not autograded")
 
 
-def test_hostile_metadata_is_escaped_bounded_and_never_runs(small_course, browser, tmp_path):
+def test_hostile_metadata_is_escaped_bounded_and_never_runs(small_course, chromium, tmp_path):
     """Forged grader metadata in an autograded notebook: markup, formulas, wrong types, huge strings."""
     course = tmp_path / "course"
     shutil.copytree(small_course["root"], course, ignore=shutil.ignore_patterns("feedback", "reports"))
@@ -117,7 +100,7 @@ def test_hostile_metadata_is_escaped_bounded_and_never_runs(small_course, browse
     tests[2].update(diagnosis="unbalanced mathtext $\\frac{$ " + PAYLOAD)
     nbformat.write(nb, path)
     html, table_path = make_report(course)
-    page, requests = open_page(browser, html)
+    page, requests = open_page(chromium, html)
     assert page.title() == f"Class report: {ASSIGNMENT}"
     assert page.eval_on_selector_all("script", "s => s.length") == 0
     assert page.eval_on_selector_all("img:not([src^='data:image/png'])", "i => i.length") == 0

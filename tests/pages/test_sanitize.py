@@ -26,9 +26,11 @@ from pathlib import Path
 import hostile_pages as hp
 import nbformat
 import pytest
+from conftest import course_env
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 from nbformat.warnings import DuplicateCellId
+from support import CHROMIUM, CHROMIUM_ARGS
 
 from autograder.judge.checks import CheckResult
 from autograder.pages.feedback import report_data
@@ -411,15 +413,6 @@ def test_invalid_grade_id_makes_the_cell_plain_and_execution_count_is_an_int():
 # == slow: the real nbgrader autograde and generate_feedback, the real formgrader, Chromium =======
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ASSIGNMENT = "07_optimizers"
 GRADED = "hostile-pages"  # hostile cells go through autograde: the stored notebook must be clean
 RENDER_ONLY = "render-only"  # hostile outputs written into autograded/ afterwards: rendering must clean
@@ -430,13 +423,7 @@ COMMENT = f'Nice work. <img src=x onerror="{hp.ACT}"> [more](javascript:{hp.ACT.
 
 
 def nbgrader(course: Path, *args):
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
-        "AUTOGRADER_COURSE_ROOT": str(course),
-        "AUTOGRADER_SANDBOX": "required",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
+    env = course_env(course)  # the Makefile's environment, the course moved to COURSE
     result = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args, "--force"],
         cwd=course,

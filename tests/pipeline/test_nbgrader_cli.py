@@ -2,13 +2,13 @@
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import course_env
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -23,13 +23,7 @@ CASES = (
 
 
 def nbgrader(course: Path, *args):
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_PATH": str(ROOT / "autograder"),
-        "AUTOGRADER_COURSE_ROOT": str(course),
-        "AUTOGRADER_SANDBOX": "required",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
+    env = course_env(course)  # the Makefile's environment, the course moved to COURSE
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True, text=True, timeout=1200
     )

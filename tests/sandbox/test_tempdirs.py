@@ -25,15 +25,20 @@ RACE = textwrap.dedent("""
 """)
 
 
-def test_threads_share_one_run_folder_and_exit_quietly(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", RACE],
+def run_script(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter whose temporary folders go under ``tmp_path``."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
         timeout=120,
     )
+
+
+def test_threads_share_one_run_folder_and_exit_quietly(tmp_path):
+    result = run_script(RACE, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "1", "each thread made a run folder of its own"
     assert result.stderr == "", result.stderr  # no "Exception ignored in atexit callback"
@@ -56,14 +61,7 @@ FORK = textwrap.dedent("""
 
 
 def test_a_forked_child_removes_only_its_own_run_folder(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", FORK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)},
-        timeout=120,
-    )
+    result = run_script(FORK, tmp_path)
     assert result.returncode == 0, result.stderr
     child_folder, parent_state = result.stdout.splitlines()
     assert child_folder.startswith(str(tmp_path))
