@@ -73,10 +73,3 @@ def only(assignment: str | None = None) -> ModuleContent:
     if len(names) != 1:
         raise ContentError(f"{len(names)} course modules are installed ({names}): name the assignment to grade")
     return load(names[0])
-
-
-def __getattr__(name: str):
-    """``COMPONENTS`` and ``EXPLANATIONS`` of the one installed module, for callers that grade it alone."""
-    if name in ("COMPONENTS", "EXPLANATIONS"):
-        return getattr(only(), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
