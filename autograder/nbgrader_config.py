@@ -39,7 +39,7 @@ from autograder.pages.feedback import ReportCSS
 from autograder.pages.sanitize import SanitizeSubmission
 from autograder.pipeline.execute import SandboxedExecute
 from autograder.pipeline.grade_ids import ForeignGradeIds
-from autograder.pipeline.hidden_checks import HiddenChecks
+from autograder.pipeline.hidden_checks import HiddenChecks, StartHiddenChecks
 from autograder.pipeline.released_cells import OverwriteReleasedCells
 
 c = get_config()  # noqa: F821  (provided by traitlets when nbgrader loads this file)
@@ -88,6 +88,7 @@ c.Autograde.sanitize_preprocessors = [
 ]
 c.Autograde.autograde_preprocessors = [
     ClearHiddenTests,
+    StartHiddenChecks,  # the probes run while the kernel does: they read the submission, not the kernel
     SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
@@ -117,6 +118,7 @@ c.ClearHiddenTests.enforce_metadata = False  # hidden checks run outside the ker
 c.SandboxedExecute.timeout = 60  # seconds per cell
 c.SandboxedExecute.total_seconds = 300  # seconds per notebook
 c.HiddenChecks.source_notebook = os.path.join(ROOT, "source", "{assignment}", "{notebook}.ipynb")
+c.StartHiddenChecks.source_notebook = c.HiddenChecks.source_notebook
 # `nbgrader export` (`make grades`): nbgrader's columns through the csv module, no cell a formula
 # (nbgrader's own CsvExportPlugin joins fields unquoted, so a comma in a student id forges a score).
 c.ExportApp.plugin_class = GradesCsvExport

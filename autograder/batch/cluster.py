@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .heap import run_tidily
+
 #: Extra runs of a task that raised; worker deaths are bounded by the scheduler's allowed-failures.
 RETRIES = 2
 
@@ -37,11 +39,12 @@ def run_on_dask(
 
     A call the cluster could not complete becomes ``failed(args, why)``. ``pure=False``:
     the same notebook submitted twice is graded twice, never served from the cluster's cache.
+    A Dask worker lives for many notebooks: ``run_tidily`` keeps its heap from growing with them.
     """
     from distributed import Client
 
     with Client(scheduler) as client:
-        futures = [client.submit(fn, *args, retries=RETRIES, pure=False) for args in calls]
+        futures = [client.submit(run_tidily, fn, *args, retries=RETRIES, pure=False) for args in calls]
         out = []
         for future, args in zip(futures, calls):
             try:

@@ -5,7 +5,7 @@ The pool is pebble's ``ProcessPool`` (a maintained pool with a per-task timeout)
 at a time. What pebble does not know about grading, the worker's initializer adds:
 
 - an address-space rlimit (soft, so its sandboxes may still set their own), and glibc
-  malloc arenas capped at 2 (each arena reserves 64 MB of address space);
+  malloc arenas capped at 2, with the heap trimmed after each task (:mod:`heap`);
 - its own session, so a terminal's Ctrl-C reaches the CLI, which stops the pool, and not
   a worker half-way through a notebook;
 - death with the CLI (``PR_SET_PDEATHSIG``): a SIGKILLed CLI leaves no worker behind;
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sandbox import tempdirs
+from .heap import cap_arenas, run_tidily
 
 #: Address-space cap of a grading worker (soft limit, so its sandboxes may still set their own).
 #: A worker uses about 1 GiB of address space (Python, numpy, nbgrader, zmq threads).
@@ -40,7 +41,6 @@ WORKER_MEMORY = 4 * 1024**3
 #: Wall time for one task: a notebook's 300 s, its probes and nbgrader's own work, with room to spare.
 WORKER_SECONDS = 900.0
 _PR_SET_PDEATHSIG = 1
-_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
 _TAIL = 2000
 
 
@@ -67,7 +67,7 @@ def worker_setup(memory_bytes: int, stderr_folder: str) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the CLI died before the line above took effect
         os._exit(1)
-    libc.mallopt(_M_ARENA_MAX, 2)
+    cap_arenas()
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, resource.getrlimit(resource.RLIMIT_AS)[1]))
     os.setsid()
     err = os.open(stderr_file(stderr_folder, os.getpid()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -131,7 +131,7 @@ def run_tasks(
     )
     finished = False
     try:
-        futures = [pool.schedule(fn, args=args, timeout=seconds) for args in calls]
+        futures = [pool.schedule(run_tidily, args=[fn, *args], timeout=seconds) for args in calls]
         if on_done:
             for future in futures:
                 future.add_done_callback(lambda _: on_done())

@@ -207,9 +207,20 @@ def run_hidden_checks(
     ``files`` ({name: bytes}, ``submission.submitted_files``) are put beside the probe's cells,
     as the kernel had them beside the notebook.
     """
+    return check_code(graded_code(source_nb, student_nb), components, limits, check_seconds, files, module)
+
+
+def check_code(
+    cells: list,
+    components=None,
+    limits: sandbox.Limits = PROBE_LIMITS,
+    check_seconds: float = CHECK_SECONDS,
+    files: dict | None = None,
+    module=None,
+) -> dict:
+    """:func:`run_hidden_checks` on the submission's graded code (``arrival.notebook.graded_code``)."""
     module = module or contents.only()
     components = module.COMPONENTS if components is None else components
-    cells = graded_code(source_nb, student_nb)
     with ThreadPoolExecutor(max_workers=len(components)) as pool:
         probes = dict(
             zip(

@@ -21,6 +21,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Float, Integer, default
 
 from .. import sandbox
+from ..judge import content
 from ..judge.hidden import runtime_dir
 from ..sandbox import tempdirs
 
@@ -55,12 +56,14 @@ class SandboxedExecute(Execute):
         self._cell_bytes = self._notebook_bytes = 0
         self._deadline = None
         self._stopped = None
+        self._assignment = None
 
     def preprocess(self, nb, resources=None, km=None):
         # Fail closed before the kernel starts: nbgrader records this notebook as failed.
         sandbox.check(announce=self.log.warning)
         metadata = resources.setdefault("metadata", {})
         submitted = metadata.get("path")
+        self._assignment = (resources.get("nbgrader") or {}).get("assignment")
         self._deadline = time.monotonic() + self.total_seconds
         self._stopped = None
         try:
@@ -82,7 +85,8 @@ class SandboxedExecute(Execute):
         # Set here, after nbconvert's preprocess re-read the config: no config may swap in a plain kernel.
         self.kernel_manager_class = sandbox.SandboxedKernelManager
         km = super().create_kernel_manager()
-        runtime = runtime_dir()
+        # the assignment's own content: naming it spares a scan of the installed modules per notebook
+        runtime = runtime_dir(content.load(self._assignment) if self._assignment else None)
         km.limits = sandbox.Limits(
             memory_bytes=self.memory_bytes,
             cpu_seconds=int(self.total_seconds),

@@ -1,7 +1,16 @@
-"""Autograde step: each grade cell scored from the hidden checks, which run outside the student's kernel."""
+"""Autograde steps: each grade cell scored from the hidden checks, which run outside the student's kernel.
+
+The probes read only the submission (its cells' sources and the files beside it), never
+what the kernel did, so ``StartHiddenChecks`` starts them before the kernel runs and
+``HiddenChecks`` collects them after: a grading takes the longer of the two, not their sum.
+``HiddenChecks`` compares what the probes were given with the notebook it is handed, and
+probes again if anything a probe reads changed in between.
+"""
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -9,14 +18,64 @@ from nbformat.v4 import new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from ..arrival.notebook import component_cells, grade_id, grade_points, submitted_files
+from ..arrival.notebook import component_cells, grade_id, grade_points, graded_code, submitted_files
 from ..judge import content
-from ..judge.hidden import run_hidden_checks, sandbox_mode
+from ..judge.hidden import check_code, sandbox_mode
 from ..pages.feedback import RESULTS_KEY, report_data, score_data
 from ..pages.sanitize import page_digest
 
+STARTED = "autograder_hidden_checks"  # the resources key of the probes StartHiddenChecks started
 
-class HiddenChecks(NbGraderPreprocessor):
+
+@dataclass
+class _Inputs:
+    """Everything the probes read: they are run again if any of it differs when the results are collected."""
+
+    source: object
+    components: list
+    module: object
+    cells: list
+    files: dict
+
+
+class _Configured(NbGraderPreprocessor):
+    source_notebook = Unicode(
+        "source/{assignment}/{notebook}.ipynb",
+        help="the instructor notebook; {assignment} and {notebook} are filled in",
+    ).tag(config=True)
+
+    def inputs(self, nb, resources) -> _Inputs:
+        info = resources["nbgrader"]
+        path = Path(self.source_notebook.format(assignment=info["assignment"], notebook=info["notebook"]))
+        source = nbformat.read(path, as_version=4)
+        cells = component_cells(source)
+        module = content.load(info["assignment"])
+        folder = resources.get("metadata", {}).get("path")
+        return _Inputs(
+            source=source,
+            components=[c for c in module.COMPONENTS if c in cells.values()],
+            module=module,
+            cells=graded_code(source, nb),
+            files=submitted_files(folder) if folder else {},
+        )
+
+
+def _probe(given: _Inputs) -> dict:
+    return check_code(given.cells, given.components, files=given.files, module=given.module)
+
+
+class StartHiddenChecks(_Configured):
+    """Start the hidden checks in the background, before the kernel runs (``HiddenChecks`` collects them)."""
+
+    def preprocess(self, nb, resources):
+        given = self.inputs(nb, resources)
+        runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hidden-checks")
+        resources[STARTED] = (given, runner.submit(_probe, given))
+        runner.shutdown(wait=False)  # its one thread ends with the probes
+        return nb, resources
+
+
+class HiddenChecks(_Configured):
     """Score each grade cell from the hidden checks, run outside the student's kernel.
 
     Writes, first in each grade cell's outputs, the score as an execute_result
@@ -27,22 +86,16 @@ class HiddenChecks(NbGraderPreprocessor):
     also go to the notebook's metadata for ``python -m autograder`` and feedback.
     """
 
-    source_notebook = Unicode(
-        "source/{assignment}/{notebook}.ipynb",
-        help="the instructor notebook; {assignment} and {notebook} are filled in",
-    ).tag(config=True)
-
     def preprocess(self, nb, resources):
-        info = resources["nbgrader"]
-        path = Path(self.source_notebook.format(assignment=info["assignment"], notebook=info["notebook"]))
-        source = nbformat.read(path, as_version=4)
+        given = self.inputs(nb, resources)
+        started: tuple[_Inputs, Future] | None = resources.pop(STARTED, None)
+        if started and (started[0].cells, started[0].files) == (given.cells, given.files):
+            results = started[1].result()
+        else:  # not started, or started on other code: these probes must see what the kernel ran
+            results = _probe(given)
+        source, module = given.source, given.module
         points = grade_points(source)
         cells = component_cells(source)
-        module = content.load(info["assignment"])
-        components = [c for c in module.COMPONENTS if c in cells.values()]
-        folder = resources.get("metadata", {}).get("path")
-        files = submitted_files(folder) if folder else {}
-        results = run_hidden_checks(source, nb, components, files=files, module=module)
         # own_outputs: what pages may show with the report's classes (sanitize.own_outputs)
         summary = {"sandbox": sandbox_mode(), "components": {}, "tests": [], "own_outputs": {}}
         for cell in nb.cells:

@@ -35,7 +35,7 @@ def sanitized(nb):
     return SanitizeSubmission().preprocess(copy.deepcopy(nb), {})[0]
 
 
-def fake_results(source, nb, components, files=None, module=None):
+def fake_results(cells, components, files=None, module=None):
     """Stands in for the sandboxed probes: every component fails one check (no sandbox needed here)."""
     return {c: [CheckResult(f"{c.lower()}-check", c, 0.0, 5, None, "first difference at step 2")] for c in components}
 
@@ -44,7 +44,7 @@ def fake_results(source, nb, components, files=None, module=None):
 def autograded(monkeypatch):
     """The released notebook after HiddenChecks, with a forged report printed in every grade cell by the
     student and a forged record of the grader's outputs in the submission's metadata."""
-    monkeypatch.setattr(preprocessors, "run_hidden_checks", fake_results)
+    monkeypatch.setattr(preprocessors, "check_code", fake_results)
     nb = nbformat.read(STUDENT, as_version=4)
     gids = component_cells(nbformat.read(SOURCE, as_version=4))
     forged = new_output("display_data", data={"text/html": hp.FORGED_SCORE})
