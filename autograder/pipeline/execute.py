@@ -10,11 +10,13 @@ budgets) and ``process_message`` (the output caps).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
 from pathlib import Path
 
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import Execute
@@ -24,6 +26,25 @@ from .. import sandbox
 from ..judge import content
 from ..judge.hidden import runtime_dir
 from ..sandbox import tempdirs
+
+
+async def end_cell_pollers() -> None:
+    """Cancel what nbclient left polling for an abandoned cell, and let it finish.
+
+    After a cell timeout nbclient leaves its IOPub poller waiting (``CellTimeoutError`` is a
+    ``CellControlSignal``, which it does not cancel for). Where that loop never runs again (a
+    Dask task has its own context, so its own jupyter_core loop) the poller is later destroyed
+    pending, and asyncio prints "Task was destroyed but it is pending!" on the worker's console.
+    """
+    pollers = [
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task() and task.get_coro().__qualname__.startswith("NotebookClient._async_poll")
+    ]
+    for task in pollers:
+        task.cancel()
+    if pollers:
+        await asyncio.wait(pollers, timeout=1.0)
 
 
 class SandboxedExecute(Execute):
@@ -110,6 +131,7 @@ class SandboxedExecute(Execute):
         try:
             return super().preprocess_cell(cell, resources, index)
         except (DeadKernelError, CellTimeoutError, RuntimeError) as err:
+            run_sync(end_cell_pollers)()
             reason = self._stop_reason(err, index)
             cell.outputs.append(
                 new_output(

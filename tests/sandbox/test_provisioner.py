@@ -97,3 +97,18 @@ def test_an_unregistered_provisioner_is_a_clear_refusal(monkeypatch):
     km = sandbox.SandboxedKernelManager(kernel_name="python3")
     with pytest.raises(sandbox.SandboxUnavailable, match="pip install -e"):
         km.kernel_spec  # noqa: B018
+
+
+@pytest.mark.slow
+def test_a_timed_out_cell_leaves_nothing_polling(tmp_path):
+    """nbclient's poller of a timed-out cell would be destroyed pending later (asyncio prints that
+    on a Dask worker's console): the cell's pollers end with the cell."""
+    import asyncio
+
+    from jupyter_core.utils import ensure_event_loop
+
+    nb, _ = SandboxedExecute(timeout=2).preprocess(
+        notebook("x = 1", "while True: pass", "y = 2"), {"metadata": {"path": str(tmp_path)}}
+    )
+    assert nb.cells[1].outputs[-1]["evalue"] == "cell 1 ran longer than 2 s"
+    assert [t for t in asyncio.all_tasks(ensure_event_loop()) if not t.done()] == []
