@@ -4,8 +4,7 @@ The pool is pebble's ``ProcessPool`` (a maintained pool with a per-task timeout)
 ``jobs`` worker processes, each a fresh interpreter (``spawn``), each running one task
 at a time. What pebble does not know about grading, the worker's initializer adds:
 
-- an address-space rlimit (soft, so its sandboxes may still set their own), and glibc
-  malloc arenas capped at 2, with the heap trimmed after each task (:mod:`heap`);
+- an address-space rlimit (soft, so its sandboxes may still set their own);
 - its own session, so a terminal's Ctrl-C reaches the CLI, which stops the pool, and not
   a worker half-way through a notebook;
 - death with the CLI (``PR_SET_PDEATHSIG``): a SIGKILLed CLI leaves no worker behind;
@@ -15,8 +14,9 @@ at a time. What pebble does not know about grading, the worker's initializer add
 When a worker dies (out of memory, a signal) or outlives its task's wall time, pebble
 fails that task's future and starts a fresh worker for the rest; :func:`death` turns that
 into the task's one-line error and the CLI sweeps the dead worker's temporary folders.
-Results come back in task order. Workers are replaced every ``tasks_per_worker`` tasks,
-so no worker's memory creeps.
+Results come back in task order. Each task runs through :func:`heap.run_tidily` (malloc
+arenas capped, heap trimmed after), and workers are replaced every ``tasks_per_worker``
+tasks, so no worker's memory creeps.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..sandbox import tempdirs
-from .heap import cap_arenas, run_tidily
+from .heap import run_tidily
 
 #: Address-space cap of a grading worker (soft limit, so its sandboxes may still set their own).
 #: A worker uses about 1 GiB of address space (Python, numpy, nbgrader, zmq threads).
@@ -67,7 +67,6 @@ def worker_setup(memory_bytes: int, stderr_folder: str) -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the CLI died before the line above took effect
         os._exit(1)
-    cap_arenas()
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, resource.getrlimit(resource.RLIMIT_AS)[1]))
     os.setsid()
     err = os.open(stderr_file(stderr_folder, os.getpid()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

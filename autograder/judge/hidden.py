@@ -193,21 +193,14 @@ def _small_text(scratch: Path, name: str) -> str:
         return ""
 
 
-def run_hidden_checks(
-    source_nb,
-    student_nb,
-    components=None,
-    limits: sandbox.Limits = PROBE_LIMITS,
-    check_seconds: float = CHECK_SECONDS,
-    files: dict | None = None,
-    module=None,
-) -> dict:
+def run_hidden_checks(source_nb, student_nb, components=None, **options) -> dict:
     """{component: [CheckResult]} for a submission, every component probed in parallel.
 
-    ``files`` ({name: bytes}, ``submission.submitted_files``) are put beside the probe's cells,
-    as the kernel had them beside the notebook.
+    ``options`` are :func:`check_code`'s: ``limits``, ``check_seconds``, ``files`` ({name: bytes},
+    ``submission.submitted_files``, put beside the probe's cells as the kernel had them beside
+    the notebook) and ``module``.
     """
-    return check_code(graded_code(source_nb, student_nb), components, limits, check_seconds, files, module)
+    return check_code(graded_code(source_nb, student_nb), components, **options)
 
 
 def check_code(

@@ -107,7 +107,7 @@ class SandboxedExecute(Execute):
         self.kernel_manager_class = sandbox.SandboxedKernelManager
         km = super().create_kernel_manager()
         # the assignment's own content: naming it spares a scan of the installed modules per notebook
-        runtime = runtime_dir(content.load(self._assignment) if self._assignment else None)
+        runtime = runtime_dir(content.only(self._assignment or None))
         km.limits = sandbox.Limits(
             memory_bytes=self.memory_bytes,
             cpu_seconds=int(self.total_seconds),
