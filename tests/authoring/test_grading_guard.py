@@ -1,5 +1,5 @@
-"""Under nbgrader (NBGRADER_EXECUTION set) the demonstrations skip their figures, timings and torch;
-everyone else sees them all. One notebook run each way, shared by the tests (module-scoped)."""
+"""Under nbgrader (NBGRADER_EXECUTION set) the demonstrations skip their figures, timings, torch and
+matplotlib; everyone else sees them all. One notebook run each way, shared by the tests (module-scoped)."""
 
 import copy
 import json
@@ -16,34 +16,38 @@ from tools.run_notebook import run
 pytestmark = pytest.mark.slow
 INSTRUCTOR = ROOT / "source/07_optimizers/optimizers.ipynb"
 
-# First cell: records every attempt to import torch, even where torch is not installed
+# The imports only a demonstration needs, and the ones that cost a grading most: torch about 3 s,
+# matplotlib.pyplot about 1 s in a kernel.
+DEMONSTRATION_ONLY = ("torch", "matplotlib")
+# First cell: records every attempt to import those, even where one is not installed
 # (a meta-path finder is asked before the import system looks anywhere).
-RECORD_IMPORTS = """\
+RECORD_IMPORTS = f"""\
 import importlib.abc
 import sys
 
 
-class _TorchImportRecorder(importlib.abc.MetaPathFinder):
+class _ImportRecorder(importlib.abc.MetaPathFinder):
     attempts = []
+    names = {DEMONSTRATION_ONLY!r}
 
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "torch":
+        if name.split(".")[0] in self.names:
             self.attempts.append(name)
         return None
 
 
-sys.meta_path.insert(0, _TorchImportRecorder())
+sys.meta_path.insert(0, _ImportRecorder())
 """
 # Last cell: what was attempted and what got imported, as one JSON line.
 REPORT_IMPORTS = """\
 import json as _json
-print(_json.dumps({"attempts": _TorchImportRecorder.attempts,
-                   "modules": sorted(m for m in sys.modules if m.split(".")[0] == "torch")}))
+print(_json.dumps({"attempts": _ImportRecorder.attempts,
+                   "modules": sorted(m for m in sys.modules if m.split(".")[0] in _ImportRecorder.names)}))
 """
 
 
 def _run(tmp_path_factory, grading: bool):
-    """(executed notebook without the two probe cells, torch report) for one run of the instructor notebook."""
+    """(executed notebook without the two probe cells, import report) for one run of the instructor notebook."""
     nb = nbformat.read(INSTRUCTOR, as_version=4)
     nb.cells = [nbformat.v4.new_code_cell(RECORD_IMPORTS), *nb.cells, nbformat.v4.new_code_cell(REPORT_IMPORTS)]
     path = tmp_path_factory.mktemp("grading" if grading else "plain") / INSTRUCTOR.name
@@ -90,7 +94,7 @@ def cell_defining(nb, name: str):
     return next(c for c in nb.cells if c.cell_type == "code" and f"def {name}(" in c.source)
 
 
-def test_torch_is_never_imported_under_grading(graded):
+def test_neither_torch_nor_matplotlib_is_imported_under_grading(graded):
     nb, report = graded
     assert errors(nb) == []  # every name a later cell uses is still defined
     assert report == {"attempts": [], "modules": []}
@@ -115,14 +119,16 @@ def test_outside_grading_every_demonstration_runs_in_full(plain):
     ladder = text(cell_defining(nb, "ladder"))
     for rung in ("naive", "in place, whole arrays", "in place, blocks, 1 core", "cores"):
         assert rung in ladder
+    assert "matplotlib.pyplot" in report["modules"]
     if "torch" in report["modules"]:  # torch installed: its rung is there
         assert "torch fused (reference)" in ladder
 
 
-def test_the_torch_recorder_sees_an_import(plain):
-    """The recorder is not blind: outside grading the ladder tries torch, and the recorder saw it."""
+def test_the_recorder_sees_an_import(plain):
+    """The recorder is not blind: outside grading the figures import matplotlib and the ladder tries
+    torch, and the recorder saw both."""
     _, report = plain
-    assert "torch" in report["attempts"]
+    assert {"torch", "matplotlib.pyplot"} <= set(report["attempts"])
 
 
 def test_figures_carry_the_notebooks_alt_text_on_a_sanitized_page(plain):
