@@ -17,6 +17,7 @@ import nbformat
 
 from ..arrival.notebook import arrival_problem
 from ..course import Assignment, api
+from ..sandbox import spare
 from . import cluster, pool, resume
 from .grade import one_line, quiet
 from .template import ensure_submission
@@ -46,6 +47,7 @@ STALE = (
 
 def autograde_student(root: str, assignment: str, student: str, db_url: str) -> tuple:
     """(student, None) or (student, why nbgrader could not grade it). Runs in a worker."""
+    spare.keep_ready()  # a worker grades student after student: the next kernel starts meanwhile
     nbapi = api(Path(root), db_url)
     ensure_submission(nbapi, assignment, student)
     with quiet():

@@ -27,7 +27,7 @@ from ..arrival.notebook import (
 )
 from ..course import Assignment, api
 from ..pages.feedback import RESULTS_KEY
-from ..sandbox import tempdirs
+from ..sandbox import spare, tempdirs
 from . import cluster, pool
 from .template import ensure_submission, make_template
 
@@ -201,6 +201,7 @@ def grade_many(
 
 def graded(path: str, template: str, work: Assignment, index: int, feedback_dir: str | None) -> dict:
     """One notebook's entry, whatever happens (a worker task): the batch goes on even if grading breaks."""
+    spare.keep_ready()  # a worker grades notebook after notebook: the next kernel starts meanwhile
     try:
         return grade_one(path, template, work, index, feedback_dir)
     except Exception as err:  # reported in the entry, never swallowed

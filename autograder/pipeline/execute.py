@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_output
@@ -25,7 +26,7 @@ from traitlets import Float, Integer, default
 from .. import sandbox
 from ..judge import content
 from ..judge.hidden import runtime_dir
-from ..sandbox import tempdirs
+from ..sandbox import spare, tempdirs
 
 
 async def end_cell_pollers() -> None:
@@ -78,6 +79,8 @@ class SandboxedExecute(Execute):
         self._deadline = None
         self._stopped = None
         self._assignment = None
+        self._submitted = Path(".")
+        self._spare = None  # the spare kernel this notebook runs in, if a batch prepared one
 
     def preprocess(self, nb, resources=None, km=None):
         # Fail closed before the kernel starts: nbgrader records this notebook as failed.
@@ -87,13 +90,17 @@ class SandboxedExecute(Execute):
         self._assignment = (resources.get("nbgrader") or {}).get("assignment")
         self._deadline = time.monotonic() + self.total_seconds
         self._stopped = None
+        self._submitted = Path(submitted or ".")
         try:
             with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
-                self._copy_submitted(Path(submitted or "."), scratch)
-                metadata["path"] = str(scratch)  # nbclient starts the kernel there
+                self._copy_submitted(self._submitted, scratch)
+                metadata["path"] = str(scratch)  # nbclient starts the kernel there (a spare has its own)
                 return super().preprocess(nb, resources, km)
         finally:  # the kernel's scratch is gone: later steps (HiddenChecks) read the submission's folder
             metadata["path"] = submitted
+            if self._spare is not None:  # nbclient shut its kernel down; its folder goes too
+                self._spare.remove_scratch()
+                self._spare = None
 
     def _copy_submitted(self, source_dir: Path, scratch: Path) -> None:
         for item in sorted(source_dir.iterdir()) if source_dir.is_dir() else ():
@@ -103,21 +110,49 @@ class SandboxedExecute(Execute):
                 shutil.copy2(item, scratch / item.name)
 
     def create_kernel_manager(self):
+        """A started spare kernel with this notebook's settings if a batch prepared one, else a new one."""
         # Set here, after nbconvert's preprocess re-read the config: no config may swap in a plain kernel.
         self.kernel_manager_class = sandbox.SandboxedKernelManager
-        km = super().create_kernel_manager()
+        settings = self._kernel_settings()
+        key = spare.settings_key(settings, self.config, self.disk_bytes, self._start_arguments())
+        taken = spare.take(key)
+        if taken is not None:
+            self._copy_submitted(self._submitted, taken.scratch)
+            self._spare = taken
+            self.km = taken.km
+        else:
+            self.km = sandbox.SandboxedKernelManager(**settings, config=self.config)
+        spare.prepare(
+            key,
+            lambda: sandbox.SandboxedKernelManager(**settings, config=self.config),
+            self.disk_bytes,
+            {"extra_arguments": self._start_arguments()},
+        )
+        return self.km
+
+    def _kernel_settings(self) -> dict:
+        # The kernel nbclient's create_kernel_manager would pick: the configured one, else the notebook's.
+        self.kernel_name = self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name") or NATIVE_KERNEL_NAME
         # the assignment's own content: naming it spares a scan of the installed modules per notebook
         runtime = runtime_dir(content.only(self._assignment or None))
-        km.limits = sandbox.Limits(
-            memory_bytes=self.memory_bytes,
-            cpu_seconds=int(self.total_seconds),
-            wall_seconds=self.total_seconds + 30,
-            processes=64,
-            disk_bytes=self.disk_bytes,
-        )  # the tree's memory budget counts this tmpfs
-        km.ro_paths = [str(runtime)]
-        km.extra_env = {"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"}
-        return km
+        return {
+            "kernel_name": self.kernel_name,
+            "limits": sandbox.Limits(
+                memory_bytes=self.memory_bytes,
+                cpu_seconds=int(self.total_seconds),
+                # the notebook's budget plus a margin longer than a spare may wait (spare.MAX_AGE)
+                wall_seconds=self.total_seconds + 30,
+                processes=64,
+                disk_bytes=self.disk_bytes,
+            ),  # the tree's memory budget counts this tmpfs
+            "ro_paths": [str(runtime)],
+            "extra_env": {"PYTHONPATH": str(runtime), "NBGRADER_EXECUTION": "autograde"},
+        }
+
+    def _start_arguments(self) -> list:
+        # What nbclient's start_new_kernel adds for an ipykernel, so a spare starts as it would.
+        ipykernel = self.kernel_name in {"python", "python2", "python3"}  # KernelManager.ipykernel
+        return [*self.extra_arguments, *(["--HistoryManager.hist_file=:memory:"] * ipykernel)]
 
     def preprocess_cell(self, cell, resources, index):
         """Run one cell unless the notebook already stopped; a lost kernel stops it, not the batch."""

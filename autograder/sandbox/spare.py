@@ -1,0 +1,145 @@
+"""A spare sandboxed kernel: the next notebook's kernel starts while this notebook runs.
+
+Starting a sandboxed kernel (bwrap, an interpreter, ipykernel) is about half of a short
+notebook's grading. A batch worker grades notebook after notebook, so it can start the
+next kernel on the idle core while this one's cells run, as Jupyter Enterprise Gateway
+prespawns kernels. The rules that keep it as safe as a kernel started on demand:
+
+- a spare serves one notebook, then is shut down like any other kernel: nothing a
+  notebook does can reach the next one's kernel;
+- it is only taken with exactly the settings the notebook would start one with (the
+  ``key``), alive, and younger than ``MAX_AGE``: its wall-time lifetime runs from its launch;
+- only a batch asks for spares (``keep_ready``), and one left over dies with the process.
+
+The spare starts on one long-lived thread of its own: bwrap's ``--die-with-parent`` is tied
+to the thread that started it, so a short-lived thread would take its kernel with it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jupyter_core.utils import run_sync
+
+from . import tempdirs
+from .provisioner import SandboxedKernelManager, SandboxKernelSpecManager, SandboxProvisioner
+
+#: Seconds a spare may wait. The kernel's lifetime is the notebook's budget plus 30 s (see
+#: SandboxedExecute), so a spare younger than this still outlives its notebook's budget.
+MAX_AGE = 20.0
+
+
+@dataclass
+class Spare:
+    """A started kernel manager and the scratch folder that is its kernel's working directory."""
+
+    key: tuple
+    km: object
+    scratch: Path
+    born: float = field(default_factory=time.monotonic)
+    _folder: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def usable(self, key: tuple) -> bool:
+        process = getattr(self.km.provisioner, "process", None)
+        fresh = time.monotonic() - self.born < MAX_AGE
+        return self.key == key and fresh and process is not None and process.poll() is None
+
+    def remove_scratch(self) -> None:
+        self._folder.close()
+
+    def discard(self) -> None:
+        """Shut the kernel down (its whole sandbox) and remove its folder."""
+        try:
+            run_sync(self.km.shutdown_kernel)(now=True)
+        finally:
+            self.remove_scratch()
+
+
+_wanted = False
+_lock = threading.Lock()
+_next: Future | None = None
+_starter: ThreadPoolExecutor | None = None
+
+
+def settings_key(settings: dict, config, disk_bytes: int, arguments: list) -> tuple:
+    """Everything a kernel starts with, as a spare's key: the kernel manager's settings, the
+    configuration its classes read, the size of its folder and the kernel's arguments."""
+    read = {
+        c.__name__ for cls in (SandboxedKernelManager, SandboxKernelSpecManager, SandboxProvisioner) for c in cls.mro()
+    }
+    sections = sorted((name, repr(config[name])) for name in read if name in config)
+    return repr(sorted(settings.items())), repr(sections), disk_bytes, tuple(arguments)
+
+
+def keep_ready(wanted: bool = True) -> None:
+    """A batch worker says that more notebooks follow, so a spare kernel is worth starting."""
+    global _wanted
+    _wanted = wanted
+
+
+def take(key: tuple) -> Spare | None:
+    """The spare started for these settings, if it is usable; any other is shut down."""
+    global _next
+    with _lock:
+        started, _next = _next, None
+    if started is None:
+        return None
+    try:
+        spare = started.result()  # still starting: waiting beats starting another
+    except Exception:  # noqa: BLE001 - a spare that failed to start is only a missed shortcut
+        return None  # the notebook starts its own kernel, which fails closed as ever
+    if spare.usable(key):
+        return spare
+    _on_starter(spare.discard)
+    return None
+
+
+def prepare(key: tuple, make_km: Callable[[], object], disk_bytes: int, start_kwargs: dict) -> None:
+    """Start a spare with these settings on the starter thread, if a batch asked for one."""
+    global _next
+    if not _wanted:
+        return
+    with _lock:
+        if _next is None:
+            _next = _on_starter(_start, key, make_km, disk_bytes, start_kwargs)
+
+
+def _start(key: tuple, make_km: Callable[[], object], disk_bytes: int, start_kwargs: dict) -> Spare:
+    km = make_km()
+    spare = Spare(key, km, Path())
+    try:
+        spare.scratch = Path(spare._folder.enter_context(tempdirs.capped_dir("autograde-kernel-", disk_bytes)))
+        run_sync(km.start_kernel)(cwd=str(spare.scratch), **start_kwargs)
+    except BaseException:
+        spare.remove_scratch()
+        raise
+    return spare
+
+
+def _on_starter(fn: Callable, *args) -> Future:
+    global _starter
+    if _starter is None:
+        _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spare-kernel")
+    return _starter.submit(fn, *args)
+
+
+@atexit.register
+def discard_all() -> None:
+    """Shut down a spare nobody took (a batch worker's last one, at a clean exit)."""
+    global _next
+    with _lock:
+        started, _next = _next, None
+    if started is None:
+        return
+    try:
+        spare = started.result()
+    except Exception:  # noqa: BLE001 - a spare that never started has nothing to shut down
+        return
+    spare.discard()
