@@ -21,10 +21,13 @@ COMPARABLE = ("correct-", "bug-")
 
 
 class PeakMemory:
-    """Samples the process tree under ``pid``: peak RSS per grading worker and per kernel/probe."""
+    """Samples the process tree under ``pid``: peak RSS per grading worker and per kernel/probe, and
+    the CPU time of every process seen (a sandbox is killed, never waited for, so the kernel's
+    RUSAGE_CHILDREN misses it; a process shorter than one sample is missed here)."""
 
     def __init__(self, pid: int):
         self.root, self.workers, self.sandboxed, self.running = pid, 0, 0, True
+        self.cpu_by_pid = {}
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
@@ -33,6 +36,8 @@ class PeakMemory:
             try:
                 root = psutil.Process(self.root)
                 for proc in [root, *root.children(recursive=True)]:  # serial graders grade in the root
+                    times = proc.cpu_times()
+                    self.cpu_by_pid[(proc.pid, proc.create_time())] = times.user + times.system
                     rss, cmd = proc.memory_info().rss, " ".join(proc.cmdline())
                     if "ipykernel" in cmd or "autograder.probe" in cmd:
                         self.sandboxed = max(self.sandboxed, rss)
@@ -40,7 +45,7 @@ class PeakMemory:
                         self.workers = max(self.workers, rss)
             except psutil.Error:
                 pass
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def stop(self):
         self.running = False
@@ -48,6 +53,7 @@ class PeakMemory:
 
 
 def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
+    """(wall seconds, CPU seconds of the whole process tree, peak memory, stdout) of one command."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakMemory(proc.pid)
@@ -55,7 +61,7 @@ def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
     memory.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
-    return time.perf_counter() - start, memory, out
+    return time.perf_counter() - start, sum(memory.cpu_by_pid.values()), memory, out
 
 
 def sample_class(dest: Path) -> list:
@@ -67,7 +73,7 @@ def sample_class(dest: Path) -> list:
 
 def hardened(paths: list, jobs: int) -> dict:
     env = {**os.environ, "AUTOGRADER_SANDBOX": "required"}
-    seconds, memory, out = _timed(
+    seconds, cpu, memory, out = _timed(
         [sys.executable, "-m", "autograder", "grade", *map(str, paths), "--json", "--no-progress", "--jobs", str(jobs)],
         ROOT,
         env,
@@ -75,6 +81,7 @@ def hardened(paths: list, jobs: int) -> dict:
     return {
         "seconds": seconds,
         "per_notebook": seconds / len(paths),
+        "cpu_per_notebook": cpu / len(paths),
         "worker_rss": memory.workers,
         "sandboxed_rss": memory.sandboxed,
         "scores": [e["score"] for e in json.loads(out)],
@@ -103,10 +110,11 @@ def stock(paths: list) -> dict:
             check=True,
             capture_output=True,
         )
-        seconds, memory, _ = _timed([*nbgrader, "autograde", "07_optimizers", "--force"], course, env)
+        seconds, cpu, memory, _ = _timed([*nbgrader, "autograde", "07_optimizers", "--force"], course, env)
     return {
         "seconds": seconds,
         "per_notebook": seconds / len(paths),
+        "cpu_per_notebook": cpu / len(paths),
         "worker_rss": memory.workers,
         "sandboxed_rss": memory.sandboxed,
     }
@@ -124,6 +132,7 @@ def breakdown(path: Path) -> dict:
     from autograder.batch import template
     from autograder.judge import hidden
     from autograder.pipeline.execute import SandboxedExecute
+    from autograder.sandbox import spare
 
     parts = {}
     start = time.perf_counter()
@@ -136,6 +145,14 @@ def breakdown(path: Path) -> dict:
         start = time.perf_counter()
         executed, _ = SandboxedExecute(timeout=60).preprocess(copy.deepcopy(nb), {"metadata": {"path": tmp}})
         parts["notebook cells in the sandboxed kernel (its start included)"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:  # a batch's next notebook: its kernel started meanwhile
+        spare.keep_ready()
+        SandboxedExecute(timeout=60).preprocess(copy.deepcopy(nb), {"metadata": {"path": tmp}})
+        spare.keep_ready(False)
+        time.sleep(1.0)  # the spare is up
+        start = time.perf_counter()
+        SandboxedExecute(timeout=60).preprocess(copy.deepcopy(nb), {"metadata": {"path": tmp}})
+        parts["notebook cells in a spare kernel (a batch's next notebook)"] = time.perf_counter() - start
     start = time.perf_counter()
     hidden.run_hidden_checks(source, nb)
     parts["hidden checks (4 sandboxed probes)"] = time.perf_counter() - start

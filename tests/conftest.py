@@ -1,6 +1,6 @@
 """Fixtures shared across test files: the expensive ones are built once per test session.
 
-Under pytest-xdist (``make test`` runs two workers) a session fixture runs once per worker;
+Under pytest-xdist (``make test`` runs three workers) a session fixture runs once per worker;
 the folders below are built once for the whole session through ``sharing.built_once`` (a file
 lock in the directory the workers share), and each worker reads them. Tests read these
 shared results and never change them: a test that needs to change one copies it first.
@@ -208,6 +208,25 @@ def binder_repo(_binder_build) -> BinderRepo:
     times = json.loads((_binder_build / "times.json").read_text())
     with used_alone(_binder_build / "student-repo-after-postBuild", _binder_build / "student-repo") as dist:
         yield BinderRepo(dist, _binder_build / "binder-venv", times)
+
+
+# The test files that take longest (`make test` lists the slowest tests), in that order. pytest-xdist's
+# loadfile hands files out in collection order, so these go first: started last, the fresh-clone
+# README test alone outlasted every other worker's share by about four minutes.
+LONGEST_FIRST = (
+    "tests/authoring/test_readme.py",
+    "tests/batch/test_resume.py",
+    "tests/pipeline/test_autograde_e2e.py",
+    "tests/batch/test_scale.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        path = item.path.relative_to(ROOT).as_posix()
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: every other file, and the tests in a file, keep their order
 
 
 @pytest.hookimpl(wrapper=True)

@@ -66,7 +66,7 @@ def used_alone(copy: Path, folder: Path):
 # this lock while it runs (setup, call and teardown, so the session fixtures built in its setup
 # too): shared by default, exclusive for a test marked ``alone``. The lock is the machine's (one
 # file per user in the system temp folder), as what those tests observe is. The gate stops new
-# shared holders while an exclusive one waits, so the other worker's tests cannot starve it.
+# shared holders while an exclusive one waits, so the other workers' tests cannot starve it.
 MACHINE_LOCK = Path(tempfile.gettempdir()) / f"tinytorch-tests-{os.getuid()}.machine"
 
 
