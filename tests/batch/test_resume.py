@@ -117,10 +117,24 @@ def finished(course: Path) -> set:
     }
 
 
+def as_from_a_terminal() -> None:
+    """SIGINT as a shell's foreground command gets it. A suite started in the background (``make test &``,
+    a CI runner) ignores SIGINT, and so would the command, which Python then never interrupts."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(course: Path, db_url: str, signum: int, jobs: int) -> set:
     """Start the course run, deliver ``signum`` once some students are done and others are not."""
     command, env = course_command(course, db_url, "--jobs", str(jobs))
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=as_from_a_terminal,
+    )
     deadline = time.monotonic() + 900
     while not finished(course):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
