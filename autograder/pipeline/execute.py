@@ -11,6 +11,7 @@ budgets) and ``process_message`` (the output caps).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import time
@@ -91,16 +92,26 @@ class SandboxedExecute(Execute):
         self._deadline = time.monotonic() + self.total_seconds
         self._stopped = None
         self._submitted = Path(submitted or ".")
+        # A spare kernel a batch started for this notebook, if its settings are this notebook's.
+        self._spare = spare.take(self._kernel_key(nb))
         try:
-            with tempdirs.capped_dir("autograde-kernel-", self.disk_bytes) as scratch:
+            with contextlib.ExitStack() as folder:
+                if self._spare is not None:
+                    scratch = self._spare.scratch  # the spare's kernel already works there
+                else:
+                    scratch = folder.enter_context(tempdirs.capped_dir("autograde-kernel-", self.disk_bytes))
                 self._copy_submitted(self._submitted, scratch)
-                metadata["path"] = str(scratch)  # nbclient starts the kernel there (a spare has its own)
+                metadata["path"] = str(scratch)  # nbclient starts a new kernel there
                 return super().preprocess(nb, resources, km)
         finally:  # the kernel's scratch is gone: later steps (HiddenChecks) read the submission's folder
             metadata["path"] = submitted
-            if self._spare is not None:  # nbclient shut its kernel down; its folder goes too
-                self._spare.remove_scratch()
-                self._spare = None
+            taken, self._spare = self._spare, None
+            if taken is not None:
+                # nbclient shut the kernel down if it got that far; if not (an error before), we do.
+                if run_sync(taken.km.is_alive)():
+                    taken.discard()
+                else:
+                    taken.remove_scratch()
 
     def _copy_submitted(self, source_dir: Path, scratch: Path) -> None:
         for item in sorted(source_dir.iterdir()) if source_dir.is_dir() else ():
@@ -110,17 +121,14 @@ class SandboxedExecute(Execute):
                 shutil.copy2(item, scratch / item.name)
 
     def create_kernel_manager(self):
-        """A started spare kernel with this notebook's settings if a batch prepared one, else a new one."""
+        """The spare kernel this notebook took, if any, else a new one; then the next notebook's spare."""
         # Set here, after nbconvert's preprocess re-read the config: no config may swap in a plain kernel.
         self.kernel_manager_class = sandbox.SandboxedKernelManager
-        settings = self._kernel_settings()
+        settings = self._kernel_settings(self.nb)
         key = spare.settings_key(settings, self.config, self.disk_bytes, self._start_arguments())
-        taken = spare.take(key)
-        if taken is not None:
-            self._copy_submitted(self._submitted, taken.scratch)
-            self._spare = taken
-            self.km = taken.km
-        else:
+        if self._spare is not None and self._spare.key == key:
+            self.km = self._spare.km
+        else:  # no spare, or the re-read config changed a setting: preprocess discards that spare
             self.km = sandbox.SandboxedKernelManager(**settings, config=self.config)
         spare.prepare(
             key,
@@ -130,9 +138,13 @@ class SandboxedExecute(Execute):
         )
         return self.km
 
-    def _kernel_settings(self) -> dict:
+    def _kernel_key(self, nb) -> tuple:
+        settings = self._kernel_settings(nb)
+        return spare.settings_key(settings, self.config, self.disk_bytes, self._start_arguments())
+
+    def _kernel_settings(self, nb) -> dict:
         # The kernel nbclient's create_kernel_manager would pick: the configured one, else the notebook's.
-        self.kernel_name = self.kernel_name or self.nb.metadata.get("kernelspec", {}).get("name") or NATIVE_KERNEL_NAME
+        self.kernel_name = self.kernel_name or nb.metadata.get("kernelspec", {}).get("name") or NATIVE_KERNEL_NAME
         # the assignment's own content: naming it spares a scan of the installed modules per notebook
         runtime = runtime_dir(content.only(self._assignment or None))
         return {
@@ -140,8 +152,7 @@ class SandboxedExecute(Execute):
             "limits": sandbox.Limits(
                 memory_bytes=self.memory_bytes,
                 cpu_seconds=int(self.total_seconds),
-                # the notebook's budget plus a margin longer than a spare may wait (spare.MAX_AGE)
-                wall_seconds=self.total_seconds + 30,
+                wall_seconds=self.total_seconds + 30,  # from the kernel's start, or from taking a spare
                 processes=64,
                 disk_bytes=self.disk_bytes,
             ),  # the tree's memory budget counts this tmpfs
@@ -150,9 +161,11 @@ class SandboxedExecute(Execute):
         }
 
     def _start_arguments(self) -> list:
-        # What nbclient's start_new_kernel adds for an ipykernel, so a spare starts as it would.
+        # What nbclient's start_new_kernel adds for an ipykernel, so a spare starts as a new kernel would.
+        named = any(arg.startswith("--HistoryManager.hist_file") for arg in self.extra_arguments)
         ipykernel = self.kernel_name in {"python", "python2", "python3"}  # KernelManager.ipykernel
-        return [*self.extra_arguments, *(["--HistoryManager.hist_file=:memory:"] * ipykernel)]
+        history = ipykernel and self.ipython_hist_file and not named
+        return [*self.extra_arguments, *([f"--HistoryManager.hist_file={self.ipython_hist_file}"] if history else [])]
 
     def preprocess_cell(self, cell, resources, index):
         """Run one cell unless the notebook already stopped; a lost kernel stops it, not the batch."""

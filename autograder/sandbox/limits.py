@@ -20,6 +20,7 @@ from pathlib import Path
 SANDBOX_ID_BASE = 200_000
 _ids = itertools.count()
 _ids_lock = threading.Lock()
+_held: set[int] = set()  # the uids of this process's live kernels (a batch's spare waits a while)
 
 
 #: Sandboxes one grader process may run at once (it runs a kernel, then four probes).
@@ -28,19 +29,33 @@ IDS_PER_PROCESS = 64
 PID_LIMIT = 2**22
 
 
-def new_sandbox_id() -> int:
+def new_sandbox_id(hold: bool = False) -> int:
     """A uid (also used as gid) not shared with any other live sandbox of this machine's graders.
 
     Each grader pid owns its own block of IDS_PER_PROCESS uids (no modulo: two live
     pids never share a block) and cycles through it; the largest uid,
-    200000 + 2**22 * 64, stays far below the 32-bit uid limit.
+    200000 + 2**22 * 64, stays far below the 32-bit uid limit. A kernel holds its uid
+    (``hold``) until :func:`release_sandbox_id`: a spare kernel waiting for the next
+    student must not share it with the many short probe sandboxes of this one.
     """
     pid = os.getpid()
     if not 0 < pid < PID_LIMIT:
         raise RuntimeError(f"pid {pid} is outside 1..{PID_LIMIT - 1}: cannot give the sandbox its own uid")
     with _ids_lock:
-        n = next(_ids)
-    return SANDBOX_ID_BASE + pid * IDS_PER_PROCESS + n % IDS_PER_PROCESS
+        for _ in range(IDS_PER_PROCESS):
+            uid = SANDBOX_ID_BASE + pid * IDS_PER_PROCESS + next(_ids) % IDS_PER_PROCESS
+            if uid not in _held:
+                break
+        else:
+            raise RuntimeError(f"all {IDS_PER_PROCESS} sandbox uids of this grader are held by live kernels")
+        if hold:
+            _held.add(uid)
+    return uid
+
+
+def release_sandbox_id(uid: int) -> None:
+    with _ids_lock:
+        _held.discard(uid)
 
 
 @dataclass(frozen=True)

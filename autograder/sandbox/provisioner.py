@@ -33,7 +33,7 @@ from traitlets import Dict, Instance, Integer, List, Unicode, default
 
 from . import tempdirs
 from .bwrap import BWRAP_ENV, base_env, bwrap_argv
-from .limits import Limits, drops_privileges, new_sandbox_id, prepare_dir
+from .limits import Limits, drops_privileges, new_sandbox_id, prepare_dir, release_sandbox_id
 from .policy import SandboxUnavailable, use_bwrap
 from .tree import TreeCap, kill_group, kill_namespace, pidfd_from_info, set_rlimits
 
@@ -92,6 +92,7 @@ class SandboxProvisioner(LocalProvisioner):
     _memory_watch: tuple[threading.Event, threading.Thread] | None = None  # the OOM watcher, its stop
     _killed: str | None = None  # why we killed the kernel, kept once its group is gone
     _log_file = None  # the kernel's stderr: an unnamed file only this process can reach
+    _uid: int | None = None  # the sandbox uid this kernel holds
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         sandboxed = use_bwrap()  # fail closed: raises SandboxUnavailable before anything starts
@@ -119,7 +120,8 @@ class SandboxProvisioner(LocalProvisioner):
         # directory; the inline backend puts figures into the notebook's outputs.
         env = {"HOME": "/tmp", "MPLBACKEND": "module://matplotlib_inline.backend_inline", **self.extra_env}
         if sandboxed:
-            uid = new_sandbox_id()
+            self._release_uid()  # a restart's old kernel is gone
+            uid = self._uid = new_sandbox_id(hold=True)
             prepare_dir(scratch, uid)
             if drops_privileges():  # the kernel's own uid binds sockets and reads the key
                 # No symlink followed: on a restart the old kernel had write access here.
@@ -166,15 +168,31 @@ class SandboxProvisioner(LocalProvisioner):
                 if self._cap is not None:
                     self._cap.close_fd()
                 self._pidfd = pidfd_from_info(info_r, timeout=30)
-        self._watchdog = threading.Timer(self.limits.wall_seconds, self._wall_time_exceeded)
-        self._watchdog.daemon = True
-        self._watchdog.start()
+        self.renew_lifetime()
         if self._cap is not None and self._cap.group is not None:
             stop = threading.Event()
             watcher = threading.Thread(target=self._watch_memory, args=(self._cap, stop), daemon=True)
             self._memory_watch = (stop, watcher)
             watcher.start()
         return info
+
+    def renew_lifetime(self) -> None:
+        """Start the kernel's wall-time lifetime now (at launch; again when a spare kernel is taken)."""
+        self._stop_watchdog()
+        self._watchdog = threading.Timer(self.limits.wall_seconds, self._wall_time_exceeded)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog.join()  # it must not race us for the pidfd
+            self._watchdog = None
+
+    def _release_uid(self) -> None:
+        if self._uid is not None:
+            release_sandbox_id(self._uid)
+            self._uid = None
 
     async def kill(self, restart: bool = False) -> None:
         self._kill_tree()
@@ -194,6 +212,7 @@ class SandboxProvisioner(LocalProvisioner):
                 self.log.log(level, "sandboxed kernel stderr (tail):\n%s", tail)
             tempdirs.remove(self._runtime)
             self._runtime = None
+            self._release_uid()
             if self._own_scratch is not None:
                 tempdirs.remove(self._own_scratch)
                 self._own_scratch = None
@@ -235,10 +254,7 @@ class SandboxProvisioner(LocalProvisioner):
             kill_group(proc.pid)
 
     def _kill_tree(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog.join()  # it must not race us for the pidfd
-            self._watchdog = None
+        self._stop_watchdog()
         if self._memory_watch is not None:
             stop, watcher = self._memory_watch
             stop.set()

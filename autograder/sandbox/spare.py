@@ -8,8 +8,10 @@ prespawns kernels. The rules that keep it as safe as a kernel started on demand:
 - a spare serves one notebook, then is shut down like any other kernel: nothing a
   notebook does can reach the next one's kernel;
 - it is only taken with exactly the settings the notebook would start one with (the
-  ``key``), alive, and younger than ``MAX_AGE``: its wall-time lifetime runs from its launch;
-- only a batch asks for spares (``keep_ready``), and one left over dies with the process.
+  ``key``) and alive; its wall-time lifetime starts again when it is taken, and it
+  holds its sandbox uid while it waits, so no sandbox of the notebook before shares it;
+- only a batch asks for spares (``keep_ready``); one nobody took within ``MAX_AGE`` is
+  shut down, and one left over dies with the process.
 
 The spare starts on one long-lived thread of its own: bwrap's ``--die-with-parent`` is tied
 to the thread that started it, so a short-lived thread would take its kernel with it.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -31,9 +34,11 @@ from jupyter_core.utils import run_sync
 from . import tempdirs
 from .provisioner import SandboxedKernelManager, SandboxKernelSpecManager, SandboxProvisioner
 
-#: Seconds a spare may wait. The kernel's lifetime is the notebook's budget plus 30 s (see
-#: SandboxedExecute), so a spare younger than this still outlives its notebook's budget.
+#: Seconds a spare waits for its notebook: past that the batch has ended or stalled, and an
+#: idle sandbox (its mounts, memory group and uid) would only be held.
 MAX_AGE = 20.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,25 +52,30 @@ class Spare:
     _folder: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def usable(self, key: tuple) -> bool:
-        process = getattr(self.km.provisioner, "process", None)
         fresh = time.monotonic() - self.born < MAX_AGE
-        return self.key == key and fresh and process is not None and process.poll() is None
+        return self.key == key and fresh and run_sync(self.km.is_alive)()
 
     def remove_scratch(self) -> None:
         self._folder.close()
 
     def discard(self) -> None:
-        """Shut the kernel down (its whole sandbox) and remove its folder."""
+        """Shut the kernel down (its whole sandbox) and remove its folder, as nbclient ends a kernel:
+        a dead one is only cleaned up (its launcher is reaped, so its process group is no longer ours)."""
         try:
-            run_sync(self.km.shutdown_kernel)(now=True)
+            if run_sync(self.km.is_alive)():
+                run_sync(self.km.shutdown_kernel)(now=True)
         finally:
-            self.remove_scratch()
+            try:
+                run_sync(self.km.cleanup_resources)()
+            finally:
+                self.remove_scratch()
 
 
 _wanted = False
 _lock = threading.Lock()
 _next: Future | None = None
 _starter: ThreadPoolExecutor | None = None
+_starter_lock = threading.Lock()  # Dask may grade on several threads: one starter thread only
 
 
 def settings_key(settings: dict, config, disk_bytes: int, arguments: list) -> tuple:
@@ -96,8 +106,9 @@ def take(key: tuple) -> Spare | None:
     except Exception:  # noqa: BLE001 - a spare that failed to start is only a missed shortcut
         return None  # the notebook starts its own kernel, which fails closed as ever
     if spare.usable(key):
+        spare.km.provisioner.renew_lifetime()  # its notebook's wall time starts now, as with a new kernel
         return spare
-    _on_starter(spare.discard)
+    _discard_later(spare)
     return None
 
 
@@ -107,27 +118,59 @@ def prepare(key: tuple, make_km: Callable[[], object], disk_bytes: int, start_kw
     if not _wanted:
         return
     with _lock:
-        if _next is None:
+        if _next is not None:
+            return
+        try:
             _next = _on_starter(_start, key, make_km, disk_bytes, start_kwargs)
+        except RuntimeError:  # the interpreter is shutting down: no next notebook anyway
+            return
+        expiry = threading.Timer(MAX_AGE, _expire, args=(_next,))
+        expiry.daemon = True
+        expiry.start()
 
 
 def _start(key: tuple, make_km: Callable[[], object], disk_bytes: int, start_kwargs: dict) -> Spare:
-    km = make_km()
-    spare = Spare(key, km, Path())
+    spare = Spare(key, make_km(), Path())
     try:
         spare.scratch = Path(spare._folder.enter_context(tempdirs.capped_dir("autograde-kernel-", disk_bytes)))
-        run_sync(km.start_kernel)(cwd=str(spare.scratch), **start_kwargs)
+        run_sync(spare.km.start_kernel)(cwd=str(spare.scratch), **start_kwargs)
     except BaseException:
-        spare.remove_scratch()
+        spare.discard()  # whatever of its sandbox got started
         raise
     return spare
 
 
+def _expire(started: Future) -> None:
+    """A spare nobody took in MAX_AGE: shut it down (unless a notebook took it meanwhile)."""
+    global _next
+    with _lock:
+        if _next is not started:
+            return
+        _next = None
+    started.add_done_callback(lambda done: done.exception() is None and _discard_later(done.result()))
+
+
+def _discard_later(spare: Spare) -> None:
+    try:
+        _on_starter(_discard_logged, spare)
+    except RuntimeError:  # shutting down: the sandbox dies with the process, its folders with the run folder
+        log.debug("interpreter shutting down: the spare kernel ends with the process")
+
+
+def _discard_logged(spare: Spare) -> None:
+    try:
+        spare.discard()
+    except Exception:
+        log.exception("could not shut down a spare kernel")
+        raise
+
+
 def _on_starter(fn: Callable, *args) -> Future:
     global _starter
-    if _starter is None:
-        _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spare-kernel")
-    return _starter.submit(fn, *args)
+    with _starter_lock:
+        if _starter is None:
+            _starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spare-kernel")
+        return _starter.submit(fn, *args)
 
 
 @atexit.register

@@ -443,3 +443,16 @@ def test_sandbox_uids_of_different_graders_never_collide(monkeypatch):
             assert uid not in seen, (pid, seen.get(uid))
             assert sandbox.SANDBOX_ID_BASE <= uid < 2**31 - 1
             seen[uid] = pid
+
+
+def test_a_held_uid_is_never_handed_out_until_released():
+    """A spare kernel waits while the notebook before it makes many probe sandboxes: they must not get its uid."""
+    from autograder.sandbox.limits import release_sandbox_id
+
+    held = sandbox.new_sandbox_id(hold=True)
+    try:
+        handed = [sandbox.new_sandbox_id() for _ in range(3 * sandbox.IDS_PER_PROCESS)]
+        assert held not in handed and len(set(handed)) == sandbox.IDS_PER_PROCESS - 1
+    finally:
+        release_sandbox_id(held)
+    assert held in {sandbox.new_sandbox_id() for _ in range(sandbox.IDS_PER_PROCESS)}

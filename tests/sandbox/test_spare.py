@@ -7,15 +7,19 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import ROOT
+from jupyter_core.utils import run_sync
 from nbformat.v4 import new_code_cell, new_notebook
 
 from autograder.pipeline.execute import SandboxedExecute
 from autograder.sandbox import spare
+from autograder.sandbox.provisioner import SandboxProvisioner
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +84,53 @@ def test_a_stale_spare_is_not_used(tmp_path, batch, monkeypatch):
     run(notebook("print(1)"), tmp_path / "a")
     assert run(notebook("print(2)"), tmp_path / "b") == [2]
     assert batch == [None, None]
+
+
+def test_a_taken_spare_starts_its_wall_time_again(tmp_path, batch, monkeypatch):
+    """Its lifetime ran from its launch; a kernel started for the notebook would have a whole one."""
+    renewed = []
+    renew = SandboxProvisioner.renew_lifetime
+    monkeypatch.setattr(SandboxProvisioner, "renew_lifetime", lambda self: renewed.append(self) or renew(self))
+    run(notebook("print(1)"), tmp_path / "a")
+    launches = len(renewed)
+    run(notebook("print(2)"), tmp_path / "b")
+    assert batch[1] is not None and batch[1].km.provisioner in renewed[launches:]
+
+
+def test_a_spare_taken_by_a_notebook_that_then_fails_is_shut_down(tmp_path, batch, monkeypatch):
+    run(notebook("print(1)"), tmp_path / "a")
+    monkeypatch.setattr(SandboxedExecute, "_copy_submitted", lambda *a: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        run(notebook("print(2)"), tmp_path / "b")
+    taken = batch[1]
+    assert taken is not None and not run_sync(taken.km.is_alive)() and not taken.scratch.exists()
+
+
+def test_a_spare_that_fails_to_start_leaves_no_sandbox(tmp_path, batch, monkeypatch):
+    launch = SandboxProvisioner.post_launch
+
+    async def fails_on_the_spare_thread(self, **kw):
+        await launch(self, **kw)
+        if threading.current_thread().name.startswith("spare-kernel"):
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(SandboxProvisioner, "post_launch", fails_on_the_spare_thread)
+    run(notebook("print(1)"), tmp_path / "a")
+    assert run(notebook("print(2)"), tmp_path / "b") == [2]  # a kernel of its own
+    assert batch == [None, None] and bwrap_children() == []
+
+
+def test_a_spare_nobody_takes_is_shut_down(tmp_path, batch, monkeypatch):
+    monkeypatch.setattr(spare, "MAX_AGE", 4.0)
+    run(notebook("print(1)"), tmp_path / "a")
+    waiting = spare._next.result()
+    time.sleep(6)
+    assert spare._next is None and not run_sync(waiting.km.is_alive)() and not waiting.scratch.exists()
+    assert bwrap_children() == []
+
+
+def bwrap_children() -> list:
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "bwrap"]
 
 
 def test_no_spare_is_started_unless_a_batch_asks(tmp_path):
