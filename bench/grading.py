@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPARABLE = ("correct-", "bug-")
 
 
-class PeakMemory:
+class TreeSampler:
     """Samples the process tree under ``pid``: peak RSS per grading worker and per kernel/probe, and
     the CPU time of every process seen (a sandbox is killed, never waited for, so the kernel's
     RUSAGE_CHILDREN misses it; a process shorter than one sample is missed here)."""
@@ -56,7 +56,7 @@ def _timed(cmd: list, cwd: Path, env: dict) -> tuple:
     """(wall seconds, CPU seconds of the whole process tree, peak memory, stdout) of one command."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    memory = PeakMemory(proc.pid)
+    memory = TreeSampler(proc.pid)
     out, err = proc.communicate()
     memory.stop()
     if proc.returncode != 0:

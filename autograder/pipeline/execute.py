@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import shutil
 import time
@@ -93,7 +94,7 @@ class SandboxedExecute(Execute):
         self._stopped = None
         self._submitted = Path(submitted or ".")
         # A spare kernel a batch started for this notebook, if its settings are this notebook's.
-        self._spare = spare.take(self._kernel_key(nb))
+        self._spare = spare.take(self._settings_key(self._kernel_settings(nb)))
         try:
             with contextlib.ExitStack() as folder:
                 if self._spare is not None:
@@ -125,21 +126,16 @@ class SandboxedExecute(Execute):
         # Set here, after nbconvert's preprocess re-read the config: no config may swap in a plain kernel.
         self.kernel_manager_class = sandbox.SandboxedKernelManager
         settings = self._kernel_settings(self.nb)
-        key = spare.settings_key(settings, self.config, self.disk_bytes, self._start_arguments())
+        key = self._settings_key(settings)
+        new_km = functools.partial(sandbox.SandboxedKernelManager, **settings, config=self.config)
         if self._spare is not None and self._spare.key == key:
             self.km = self._spare.km
         else:  # no spare, or the re-read config changed a setting: preprocess discards that spare
-            self.km = sandbox.SandboxedKernelManager(**settings, config=self.config)
-        spare.prepare(
-            key,
-            lambda: sandbox.SandboxedKernelManager(**settings, config=self.config),
-            self.disk_bytes,
-            {"extra_arguments": self._start_arguments()},
-        )
+            self.km = new_km()
+        spare.prepare(key, new_km, self.disk_bytes, {"extra_arguments": self._start_arguments()})
         return self.km
 
-    def _kernel_key(self, nb) -> tuple:
-        settings = self._kernel_settings(nb)
+    def _settings_key(self, settings: dict) -> tuple:
         return spare.settings_key(settings, self.config, self.disk_bytes, self._start_arguments())
 
     def _kernel_settings(self, nb) -> dict:

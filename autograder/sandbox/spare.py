@@ -96,14 +96,8 @@ def keep_ready(wanted: bool = True) -> None:
 
 def take(key: tuple) -> Spare | None:
     """The spare started for these settings, if it is usable; any other is shut down."""
-    global _next
-    with _lock:
-        started, _next = _next, None
-    if started is None:
-        return None
-    try:
-        spare = started.result()  # still starting: waiting beats starting another
-    except Exception:  # noqa: BLE001 - a spare that failed to start is only a missed shortcut
+    spare = _pop_started()
+    if spare is None:
         return None  # the notebook starts its own kernel, which fails closed as ever
     if spare.usable(key):
         spare.km.provisioner.renew_lifetime()  # its notebook's wall time starts now, as with a new kernel
@@ -173,16 +167,22 @@ def _on_starter(fn: Callable, *args) -> Future:
         return _starter.submit(fn, *args)
 
 
-@atexit.register
-def discard_all() -> None:
-    """Shut down a spare nobody took (a batch worker's last one, at a clean exit)."""
+def _pop_started() -> Spare | None:
+    """The spare prepared last, no longer anyone else's to take; None if none started."""
     global _next
     with _lock:
         started, _next = _next, None
     if started is None:
-        return
+        return None
     try:
-        spare = started.result()
-    except Exception:  # noqa: BLE001 - a spare that never started has nothing to shut down
-        return
-    spare.discard()
+        return started.result()  # still starting: waiting beats starting another
+    except Exception:  # noqa: BLE001 - a spare that failed to start (and was shut down) is only a missed shortcut
+        return None
+
+
+@atexit.register
+def discard_all() -> None:
+    """Shut down a spare nobody took (a batch worker's last one, at a clean exit)."""
+    spare = _pop_started()
+    if spare is not None:
+        spare.discard()
